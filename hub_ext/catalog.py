@@ -1,0 +1,287 @@
+"""The course catalog: course YAML files → validated Course and Template objects.
+
+One loader/validator serves every way a template arrives (files, and later the API), so a
+bad field gets the same message everywhere: where it is, what was given, what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hub_ext import rules
+
+# The home directory of the student inside every golden image (user jovyan, uid 1000).
+HOME = "/home/jovyan"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: str  # absolute host path, mounted read-only
+    target: str  # absolute path inside the student's home
+
+
+@dataclass(frozen=True)
+class Courseware:
+    repo: str
+    branch: str
+    target: str  # directory relative to the student's home
+
+
+@dataclass(frozen=True)
+class Template:
+    """What one student server is made of (the "golden job")."""
+
+    id: str
+    course: str
+    title: str
+    description: str
+    image: str
+    gpus: int
+    cpu: float
+    memory: int  # bytes
+    shm_size: int  # bytes
+    datasets: tuple[Dataset, ...] = ()
+    courseware: Courseware | None = None
+    groups: tuple[str, ...] = ()  # empty: everyone
+    default_url: str = "/lab"
+    source: str = ""  # where it was defined, for messages
+
+    def allows(self, user_groups: set[str]) -> bool:
+        """Whether a user in these groups may use this template."""
+        return not self.groups or bool(user_groups & set(self.groups))
+
+
+@dataclass(frozen=True)
+class Course:
+    id: str
+    title: str
+    description: str
+    framework: str | None  # images/frameworks/<name> its image builds on; None: not built here
+    templates: tuple[Template, ...]
+    source: str = ""
+
+
+@dataclass
+class Catalog:
+    courses: dict[str, Course] = field(default_factory=dict)
+
+    @property
+    def templates(self) -> dict[str, Template]:
+        return {t.id: t for c in self.courses.values() for t in c.templates}
+
+    def templates_for(self, user_groups: set[str]) -> list[Template]:
+        """The templates a user in these groups may use, in catalog order."""
+        return [t for t in self.templates.values() if t.allows(user_groups)]
+
+
+class CatalogError(ValueError):
+    """One or more problems in course definitions; str() lists them all, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+COURSE_FIELDS = {
+    "id": True, "title": True, "description": False, "framework": False, "templates": True,
+}
+TEMPLATE_FIELDS = {
+    "id": True, "title": True, "description": False, "image": True, "gpus": True,
+    "cpu": True, "memory": True, "shm_size": False, "datasets": False,
+    "courseware": False, "groups": False, "default_url": False,
+}
+DATASET_FIELDS = {"name": True, "source": True, "target": False}
+COURSEWARE_FIELDS = {"repo": True, "branch": False, "target": False}
+
+
+class _Checker:
+    """Collects problems for one source so a file reports all of its errors at once."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.problems: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {where}: {message}")
+
+    def mapping(self, data: Any, where: str, fields: dict[str, bool]) -> dict | None:
+        if not isinstance(data, dict):
+            self.add(where, f"expected a mapping of fields, got {_kind(data)}")
+            return None
+        allowed = ", ".join(fields)
+        for key in data:
+            if key not in fields:
+                self.add(f"{where}.{key}" if where else str(key), f"unknown field; allowed fields: {allowed}")
+        for key, required in fields.items():
+            if required and key not in data:
+                self.add(f"{where}.{key}" if where else key, "missing (required)")
+        return data
+
+    def check(self, where: str, value: Any, parse) -> Any:
+        """Run a rules.* parser; a rules.RuleError becomes a problem and the result None."""
+        try:
+            return parse(value)
+        except rules.RuleError as e:
+            self.add(where, str(e))
+            return None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false",
+            int: "a number", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def parse_course(data: Any, source: str) -> Course:
+    """Validate one course document; raises CatalogError listing every problem."""
+    ck = _Checker(source)
+    course = _parse_course(ck, data)
+    if ck.problems:
+        raise CatalogError(ck.problems)
+    return course
+
+
+def _parse_course(ck: _Checker, data: Any) -> Course | None:
+    if ck.mapping(data, "", COURSE_FIELDS) is None:
+        return None
+    cid = ck.check("id", data.get("id"), rules.identifier)
+    title = ck.check("title", data.get("title"), rules.title)
+    description = ck.check("description", data.get("description", ""), rules.text)
+    framework = data.get("framework")
+    if framework is not None:
+        framework = ck.check("framework", framework, rules.identifier)
+    raw_templates = data.get("templates")
+    templates: list[Template] = []
+    if "templates" in data:
+        if not isinstance(raw_templates, list) or not raw_templates:
+            ck.add("templates", f"expected a non-empty list of templates, got {_kind(raw_templates)}")
+        else:
+            seen: set[str] = set()
+            for i, raw in enumerate(raw_templates):
+                t = _parse_template(ck, raw, f"templates[{i}]", cid or "")
+                if t is None:
+                    continue
+                if t.id in seen:
+                    ck.add(f"templates[{i}].id", f"duplicate template id {t.id!r} in this course")
+                seen.add(t.id)
+                templates.append(t)
+    if ck.problems:
+        return None
+    return Course(cid, title, description, framework, tuple(templates), ck.source)
+
+
+def _parse_template(ck: _Checker, data: Any, where: str, course_id: str) -> Template | None:
+    before = len(ck.problems)
+    if ck.mapping(data, where, TEMPLATE_FIELDS) is None:
+        return None
+    get = data.get
+    tid = ck.check(f"{where}.id", get("id"), rules.identifier)
+    values = dict(
+        title=ck.check(f"{where}.title", get("title"), rules.title),
+        description=ck.check(f"{where}.description", get("description", ""), rules.text),
+        image=ck.check(f"{where}.image", get("image"), rules.image_name),
+        gpus=ck.check(f"{where}.gpus", get("gpus"), rules.gpu_count),
+        cpu=ck.check(f"{where}.cpu", get("cpu"), rules.cpu_count),
+        memory=ck.check(f"{where}.memory", get("memory"), rules.memory_size),
+        shm_size=ck.check(f"{where}.shm_size", get("shm_size", "64M"), rules.shm_size),
+        groups=ck.check(f"{where}.groups", get("groups", []), rules.group_list),
+        default_url=ck.check(f"{where}.default_url", get("default_url", "/lab"), rules.default_url),
+    )
+    courseware = _parse_courseware(ck, get("courseware"), f"{where}.courseware", course_id)
+    datasets = _parse_datasets(ck, get("datasets", []), f"{where}.datasets")
+    if courseware and datasets:
+        for i, d in enumerate(datasets):
+            if rules.paths_overlap(d.target, f"{HOME}/{courseware.target}"):
+                ck.add(f"{where}.datasets[{i}].target",
+                       f"{d.target} overlaps the courseware directory ~/{courseware.target}; choose another target")
+    if values["memory"] and values["shm_size"] and values["shm_size"] > values["memory"]:
+        ck.add(f"{where}.shm_size", "must not be larger than memory")
+    if len(ck.problems) > before:
+        return None
+    return Template(id=tid, course=course_id, datasets=tuple(datasets), courseware=courseware,
+                    source=ck.source, **values)
+
+
+def _parse_courseware(ck: _Checker, data: Any, where: str, course_id: str) -> Courseware | None:
+    if data is None:
+        return None
+    if ck.mapping(data, where, COURSEWARE_FIELDS) is None:
+        return None
+    repo = ck.check(f"{where}.repo", data.get("repo"), rules.git_url)
+    branch = ck.check(f"{where}.branch", data.get("branch", "main"), rules.git_branch)
+    target = ck.check(f"{where}.target", data.get("target", course_id or "courseware"), rules.home_subdir)
+    if None in (repo, branch, target):
+        return None
+    return Courseware(repo, branch, target)
+
+
+def _parse_datasets(ck: _Checker, data: Any, where: str) -> list[Dataset]:
+    if not isinstance(data, list):
+        ck.add(where, f"expected a list of datasets, got {_kind(data)}")
+        return []
+    datasets: list[Dataset] = []
+    for i, raw in enumerate(data):
+        at = f"{where}[{i}]"
+        if ck.mapping(raw, at, DATASET_FIELDS) is None:
+            continue
+        name = ck.check(f"{at}.name", raw.get("name"), rules.identifier)
+        source = ck.check(f"{at}.source", raw.get("source"), rules.dataset_source)
+        default_target = f"datasets/{name}" if name else None
+        target = ck.check(f"{at}.target", raw.get("target", default_target), rules.mount_target)
+        if None in (name, source, target):
+            continue
+        for j, other in enumerate(datasets):
+            if other.name == name:
+                ck.add(f"{at}.name", f"duplicate dataset name {name!r} (also datasets[{j}])")
+            elif rules.paths_overlap(other.target, target):
+                ck.add(f"{at}.target", f"{target} overlaps {other.target} (datasets[{j}])")
+        datasets.append(Dataset(name, source, target))
+    return datasets
+
+
+def load_course_file(path: Path) -> Course:
+    """Parse and validate one course YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CatalogError([f"{path}: not UTF-8 text"])
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(e, "problem", None) or str(e)
+        raise CatalogError([f"{path}: {where}: invalid YAML ({problem})"])
+    return parse_course(data, str(path))
+
+
+def load_catalog(directory: Path | str) -> Catalog:
+    """Load every courses/*.yaml; raises CatalogError listing all problems in all files."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CatalogError([f"{directory}: not a directory of course files"])
+    problems: list[str] = []
+    catalog = Catalog()
+    template_sources: dict[str, str] = {}
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            course = load_course_file(path)
+        except CatalogError as e:
+            problems.extend(e.problems)
+            continue
+        if course.id in catalog.courses:
+            problems.append(f"{path}: id: duplicate course id {course.id!r} (also in {catalog.courses[course.id].source})")
+            continue
+        for t in course.templates:
+            if t.id in template_sources:
+                problems.append(f"{path}: templates: duplicate template id {t.id!r} (also in {template_sources[t.id]}); "
+                                "template ids must be unique across all courses")
+            template_sources[t.id] = str(path)
+        catalog.courses[course.id] = course
+    if problems:
+        raise CatalogError(problems)
+    return catalog

@@ -1,0 +1,23 @@
+"""The `goldenhub` command line: one sub-command family per module, wired here."""
+
+import argparse
+import sys
+
+from hub_ext import courses_cmd, images_cmd, platform_cmd
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="goldenhub", description="Run and manage a goldenhub teaching platform.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (platform_cmd, courses_cmd, images_cmd):
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    return args.run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

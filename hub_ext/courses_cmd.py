@@ -1,0 +1,32 @@
+"""`goldenhub courses ...`: check course definitions before the hub loads them."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from hub_ext import paths
+from hub_ext.catalog import CatalogError, load_catalog
+
+
+def validate(args: argparse.Namespace) -> int:
+    directory = Path(args.directory) if args.directory else paths.courses_dir()
+    try:
+        catalog = load_catalog(directory)
+    except CatalogError as e:
+        print(f"{len(e.problems)} problem(s) in {directory}:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    templates = catalog.templates
+    print(f"OK: {len(catalog.courses)} course(s), {len(templates)} template(s) in {directory}")
+    for t in templates.values():
+        print(f"  {t.course}/{t.id}: {t.image}, {t.gpus} GPU(s)")
+    return 0
+
+
+def add_parser(commands) -> None:
+    courses = commands.add_parser("courses", help="course definitions (courses/*.yaml)")
+    sub = courses.add_subparsers(dest="courses_command", required=True, metavar="ACTION")
+    check = sub.add_parser("validate", help="check course YAML files; exits non-zero on any problem")
+    check.add_argument("directory", nargs="?", help="directory of course YAML files (default: courses/)")
+    check.set_defaults(run=validate)

@@ -1,0 +1,89 @@
+"""Configuration appliers for jupyterhub_config.py: update_*(c, settings), TLJH style.
+
+Settings come from environment variables (GOLDENHUB_*) over built-in defaults, so the
+same config serves the platform, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub_ext import paths
+from hub_ext.credentials import ensure_secrets
+
+
+@dataclass
+class Settings:
+    state_dir: Path = field(default_factory=paths.state_dir)
+    courses_dir: Path = field(default_factory=paths.courses_dir)
+    bind_url: str = "http://127.0.0.1:8000"
+    hub_port: int = 8081
+    proxy_api_port: int = 8001
+    network: str = "goldenhub"
+    name_prefix: str = "goldenhub"
+    admin_users: tuple[str, ...] = ("admin",)
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "Settings":
+        s = cls()
+        s.bind_url = env.get("GOLDENHUB_BIND_URL", s.bind_url)
+        s.hub_port = int(env.get("GOLDENHUB_HUB_PORT", s.hub_port))
+        s.proxy_api_port = int(env.get("GOLDENHUB_PROXY_API_PORT", s.proxy_api_port))
+        s.network = env.get("GOLDENHUB_NETWORK", s.network)
+        s.name_prefix = env.get("GOLDENHUB_PREFIX", s.name_prefix)
+        if env.get("GOLDENHUB_ADMIN_USERS"):
+            s.admin_users = tuple(u.strip() for u in env["GOLDENHUB_ADMIN_USERS"].split(",") if u.strip())
+        return s
+
+
+def update_hub(c, s: Settings) -> None:
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    c.JupyterHub.bind_url = s.bind_url
+    c.JupyterHub.db_url = f"sqlite:///{s.state_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(s.state_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(s.state_dir / "jupyterhub.pid")
+    c.ConfigurableHTTPProxy.pid_file = str(s.state_dir / "jupyterhub-proxy.pid")
+    # The proxy's API stays on loopback: students must never reach it.
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.proxy_api_port}"
+    c.JupyterHub.cleanup_servers = False  # a hub restart leaves students' servers running
+
+
+def update_auth(c, s: Settings) -> None:
+    """First-run login: JupyterHub's shared-password authenticator with generated passwords."""
+    secrets = ensure_secrets(s.state_dir)
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = secrets["student_password"]
+    c.SharedPasswordAuthenticator.admin_password = secrets["admin_password"]
+    c.Authenticator.admin_users = set(s.admin_users)
+    c.Authenticator.allow_all = True
+
+
+def update_spawner(c, s: Settings) -> None:
+    import docker
+
+    from spawner.network import ensure_network
+
+    gateway = ensure_network(docker.from_env(), s.network)
+    # The hub listens on the student network's gateway: containers reach its API there,
+    # and the proxy (on the host) too.
+    c.JupyterHub.hub_ip = gateway
+    c.JupyterHub.hub_port = s.hub_port
+    c.JupyterHub.spawner_class = "golden"
+    c.GoldenSpawner.courses_dir = str(s.courses_dir)
+    c.GoldenSpawner.name_prefix = s.name_prefix
+    c.GoldenSpawner.network_name = s.network
+    c.GoldenSpawner.use_internal_ip = True
+    c.GoldenSpawner.host_gateway = gateway
+    c.GoldenSpawner.remove = True  # containers are disposable; homes live in volumes
+    c.GoldenSpawner.http_timeout = 180  # courseware sync runs before the server answers
+    c.GoldenSpawner.start_timeout = 300
+
+
+def apply_all(c, s: Settings | None = None) -> Settings:
+    s = s or Settings.from_env()
+    update_hub(c, s)
+    update_auth(c, s)
+    update_spawner(c, s)
+    return s

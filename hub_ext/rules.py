@@ -1,0 +1,197 @@
+"""Field rules for templates: each parser returns the clean value or raises RuleError saying
+what was given and what is allowed. Shared by the YAML loader and (later) the API."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+MAX_GPUS = 16
+MAX_CPUS = 256
+MIN_MEMORY = 128 * 2**20
+MAX_MEMORY = 4 * 2**40
+HOME = "/home/jovyan"
+
+# Schemes a courseware repo may use. file:// would read the hub host's disk and
+# ext:: runs a command; both are refused, as is anything that looks like an option.
+GIT_SCHEMES = ("https", "http", "git", "ssh")
+
+# Host paths a dataset may never come from, whatever the admin's dataset roots are.
+FORBIDDEN_SOURCES = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/run", "/var/run",
+                     "/var/lib/docker", "/home")
+
+
+class RuleError(ValueError):
+    pass
+
+
+def _given(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+def identifier(value: Any) -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise RuleError(f"got {_given(value)}; allowed: 1-40 lowercase letters, digits and '-', "
+                        "starting and ending with a letter or digit (e.g. intro-python)")
+    return value
+
+
+def title(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise RuleError(f"got {_given(value)}; allowed: non-empty text of at most 100 characters")
+    return value.strip()
+
+
+def text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 2000:
+        raise RuleError(f"got {_given(value)}; allowed: text of at most 2000 characters")
+    return value.strip()
+
+
+# repository[:tag][@digest], with an optional registry host[:port]/ in front.
+IMAGE_RE = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+def image_name(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 255 or not IMAGE_RE.match(value):
+        raise RuleError(f"got {_given(value)}; allowed: a Docker image reference such as "
+                        "goldenhub/course-intro-python:1.0 (lowercase repository, optional registry and tag, no spaces)")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def gpu_count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_GPUS:
+        raise RuleError(f"got {_given(value)}; allowed: a whole number from 0 (CPU only) to {MAX_GPUS}")
+    return value
+
+
+def cpu_count(value: Any) -> float:
+    if not _number(value) or not 0 < value <= MAX_CPUS:
+        raise RuleError(f"got {_given(value)}; allowed: a number of CPUs above 0 and at most {MAX_CPUS} (e.g. 2 or 0.5)")
+    return float(value)
+
+
+SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_size(value: Any, low: int, high: int) -> int:
+    allowed = (f"allowed: a size from {format_bytes(low)} to {format_bytes(high)}, "
+               "as bytes or with a unit K, M, G or T (e.g. 2G, 512M)")
+    if _number(value):
+        size = int(value)
+    elif isinstance(value, str) and (m := SIZE_RE.match(value.strip())):
+        size = int(float(m.group(1)) * UNITS[m.group(2).upper()])
+    else:
+        raise RuleError(f"got {_given(value)}; {allowed}")
+    if not low <= size <= high:
+        raise RuleError(f"got {_given(value)}; {allowed}")
+    return size
+
+
+def memory_size(value: Any) -> int:
+    return byte_size(value, MIN_MEMORY, MAX_MEMORY)
+
+
+def shm_size(value: Any) -> int:
+    return byte_size(value, 2**20, MAX_MEMORY)
+
+
+def format_bytes(size: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if size >= UNITS[unit] and size % UNITS[unit] == 0:
+            return f"{size // UNITS[unit]}{unit}"
+    return str(size)
+
+
+def group_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(g, str) and g.strip() for g in value):
+        raise RuleError(f"got {_given(value)}; allowed: a list of JupyterHub group names (empty: everyone)")
+    return tuple(g.strip() for g in value)
+
+
+def default_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^/[A-Za-z0-9/_.\-]*$", value) or ".." in value:
+        raise RuleError(f"got {_given(value)}; allowed: a path inside the server such as /lab or /lab/tree/README.md")
+    return value
+
+
+def _clean_abs(value: str) -> str:
+    return posixpath.normpath(value)
+
+
+def dataset_source(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise RuleError(f"got {_given(value)}; allowed: an absolute host path such as /srv/datasets/mnist")
+    path = _clean_abs(value)
+    if path == "/" or any(path == bad or path.startswith(bad + "/") for bad in FORBIDDEN_SOURCES) \
+            or path.endswith("docker.sock"):
+        raise RuleError(f"got {_given(value)}; dataset sources may not be /, system directories "
+                        f"({', '.join(FORBIDDEN_SOURCES)}) or the Docker socket; use a data directory such as /srv/datasets/<name>")
+    return path
+
+
+def mount_target(value: Any) -> str:
+    """A dataset target: relative to the home, or absolute under it; never the home itself."""
+    allowed = f"allowed: a directory inside the student's home {HOME}, such as datasets/mnist"
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise RuleError(f"got {_given(value)}; {allowed}")
+    path = _clean_abs(value if value.startswith("/") else f"{HOME}/{value}")
+    if not path.startswith(HOME + "/"):
+        raise RuleError(f"got {_given(value)}, which is outside the home; {allowed}")
+    return path
+
+
+def home_subdir(value: Any) -> str:
+    """A courseware target: a directory relative to the home."""
+    allowed = "allowed: a directory name relative to the student's home, such as intro-python"
+    if not isinstance(value, str) or not value or value.startswith(("/", "~", "-")) or "\0" in value:
+        raise RuleError(f"got {_given(value)}; {allowed}")
+    path = posixpath.normpath(value)
+    if path in (".", "..") or path.startswith("../") or not re.match(r"^[A-Za-z0-9_./ -]+$", path):
+        raise RuleError(f"got {_given(value)}; {allowed}")
+    return path
+
+
+def paths_overlap(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def git_url(value: Any, schemes: tuple[str, ...] = GIT_SCHEMES) -> str:
+    allowed = f"allowed: a URL with scheme {', '.join(s + '://' for s in schemes)} (e.g. https://example.org/course.git)"
+    if not isinstance(value, str) or not value:
+        raise RuleError(f"got {_given(value)}; {allowed}")
+    if value.startswith("-"):
+        raise RuleError(f"got {_given(value)}: a URL may not start with '-' (it would be read as a git option); {allowed}")
+    if "::" in value.split("/", 1)[0] or value.lower().startswith("ext::"):
+        raise RuleError(f"got {_given(value)}: git transport helpers (ext::, fd::) are not allowed; {allowed}")
+    if re.search(r"[\s\x00-\x1f\x7f]", value):
+        raise RuleError(f"got {_given(value)}: spaces and control characters are not allowed; {allowed}")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in schemes or not parts.netloc or parts.netloc.startswith("-"):
+        raise RuleError(f"got {_given(value)}; {allowed}")
+    return value
+
+
+def git_branch(value: Any) -> str:
+    if (not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$", value)
+            or ".." in value or value.endswith((".lock", "/", ".")) or "//" in value):
+        raise RuleError(f"got {_given(value)}; allowed: a git branch name such as main or spring-2026")
+    return value

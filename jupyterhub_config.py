@@ -1,0 +1,11 @@
+# goldenhub's JupyterHub configuration. Works with no edits: `jupyterhub -f jupyterhub_config.py`.
+# Settings come from GOLDENHUB_* environment variables (see README); site-specific Python
+# config can be added without editing this file through GOLDENHUB_EXTRA_CONFIG=/path/to/file.py.
+import os
+
+from hub_ext.hubconfig import apply_all
+
+apply_all(c)  # noqa: F821 (c is provided by JupyterHub)
+
+if os.environ.get("GOLDENHUB_EXTRA_CONFIG"):
+    load_subconfig(os.environ["GOLDENHUB_EXTRA_CONFIG"])  # noqa: F821

@@ -1,0 +1,122 @@
+"""How a template becomes a container: pure functions from a template and a user's
+context to the Docker create arguments. No Docker calls here; tests compare dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from docker.types import Mount
+
+from hub_ext.catalog import HOME, Template
+
+# Runs in the student's container before the Jupyter server. Courseware is pulled with
+# nbgitpuller's rules: the student's edits win, clashing files of theirs are renamed,
+# nothing of theirs is deleted. A remote that is down must not keep the student out:
+# the sync is bounded by a timeout, and on failure the server starts with a warning.
+STARTUP_SCRIPT = r"""
+if [ -n "${GOLDENHUB_COURSEWARE_REPO:-}" ]; then
+  cd "$HOME" || exit 1
+  if timeout "${GOLDENHUB_SYNC_TIMEOUT:-90}" gitpuller "$GOLDENHUB_COURSEWARE_REPO" \
+      "$GOLDENHUB_COURSEWARE_BRANCH" "$GOLDENHUB_COURSEWARE_TARGET" >/tmp/goldenhub-sync.log 2>&1; then
+    echo "goldenhub: courseware synced from $GOLDENHUB_COURSEWARE_REPO into ~/$GOLDENHUB_COURSEWARE_TARGET"
+  else
+    echo "goldenhub: WARNING: courseware sync from $GOLDENHUB_COURSEWARE_REPO failed; starting with the files already in ~/$GOLDENHUB_COURSEWARE_TARGET" >&2
+    tail -n 20 /tmp/goldenhub-sync.log >&2
+  fi
+fi
+exec "$@"
+"""
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """Everything about one start that is not in the template."""
+
+    user: str
+    server: str
+    container_name: str
+    home_volume: str
+    network: str
+    hub_env: dict[str, str]
+    command: list[str]  # the single-user server command and its arguments
+    port: int = 8888
+    host_gateway: str = ""  # the host's address on the network, as host.docker.internal
+    pids_limit: int = 1024
+    sync_timeout: int = 90
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+def make_environment(template: Template, ctx: ServerContext) -> dict[str, str]:
+    env = dict(ctx.hub_env)
+    env.update(
+        GOLDENHUB_COURSE=template.course,
+        GOLDENHUB_TEMPLATE=template.id,
+        # CPU-only until GPUs are allocated: never let an image's own "all" through.
+        NVIDIA_VISIBLE_DEVICES="void",
+        GIT_TERMINAL_PROMPT="0",
+    )
+    if template.courseware:
+        env.update(
+            GOLDENHUB_COURSEWARE_REPO=template.courseware.repo,
+            GOLDENHUB_COURSEWARE_BRANCH=template.courseware.branch,
+            GOLDENHUB_COURSEWARE_TARGET=template.courseware.target,
+            GOLDENHUB_SYNC_TIMEOUT=str(ctx.sync_timeout),
+        )
+    return env
+
+
+def make_mounts(template: Template, home_volume: str) -> list[Mount]:
+    """The student's home volume, then each dataset read-only. Nothing else from the host."""
+    mounts = [Mount(target=HOME, source=home_volume, type="volume")]
+    for d in template.datasets:
+        mounts.append(Mount(target=d.target, source=d.source, type="bind", read_only=True))
+    return mounts
+
+
+def make_labels(template: Template, ctx: ServerContext) -> dict[str, str]:
+    labels = {
+        "goldenhub.user": ctx.user,
+        "goldenhub.server": ctx.server,
+        "goldenhub.course": template.course,
+        "goldenhub.template": template.id,
+        "goldenhub.home-volume": ctx.home_volume,
+    }
+    labels.update(ctx.extra_labels)
+    return labels
+
+
+def make_host_config(template: Template, ctx: ServerContext) -> dict:
+    """Keyword arguments for docker's create_host_config."""
+    cpu_period = 100_000
+    host_config = dict(
+        mounts=make_mounts(template, ctx.home_volume),
+        network_mode=ctx.network,
+        mem_limit=template.memory,
+        memswap_limit=template.memory,  # no swap beyond the memory limit
+        cpu_period=cpu_period,
+        cpu_quota=int(template.cpu * cpu_period),
+        shm_size=template.shm_size,
+        pids_limit=ctx.pids_limit,
+        privileged=False,
+        cap_drop=["ALL"],  # jupyter as uid 1000 needs no capabilities
+        security_opt=["no-new-privileges"],
+        auto_remove=False,
+    )
+    if ctx.host_gateway:
+        host_config["extra_hosts"] = {"host.docker.internal": ctx.host_gateway}
+    return host_config
+
+
+def make_create_args(template: Template, ctx: ServerContext) -> dict:
+    """Keyword arguments for docker's create_container (host_config still as kwargs)."""
+    return dict(
+        image=template.image,
+        name=ctx.container_name,
+        command=["sh", "-c", STARTUP_SCRIPT, "goldenhub-start", *ctx.command],
+        environment=make_environment(template, ctx),
+        labels=make_labels(template, ctx),
+        ports={f"{ctx.port}/tcp": None},
+        user="1000",
+        working_dir=HOME,
+        host_config=make_host_config(template, ctx),
+    )

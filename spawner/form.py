@@ -1,0 +1,44 @@
+"""The options form: the environment templates this student may start."""
+
+from __future__ import annotations
+
+from jinja2 import Environment
+
+from hub_ext.catalog import Template
+from hub_ext.rules import format_bytes
+
+_env = Environment(autoescape=True)
+
+FORM = _env.from_string("""
+{%- if not templates %}
+<p class="alert alert-warning">No environment is available to you yet. Ask your instructor to add you to a course.</p>
+{%- else %}
+<div class="goldenhub-templates">
+  <p>Pick the course environment to start:</p>
+  {%- for t in templates %}
+  <div class="form-check mb-2">
+    <input class="form-check-input" type="radio" name="template" id="template-{{ t.id }}"
+           value="{{ t.id }}"{% if t.id == selected %} checked{% endif %}>
+    <label class="form-check-label" for="template-{{ t.id }}">
+      <strong>{{ t.title }}</strong> <span class="text-muted">({{ t.course }})</span><br>
+      <small>{{ t.description }}</small><br>
+      <small class="text-muted">{{ t.gpus }} GPU{{ '' if t.gpus == 1 else 's' }} ·
+        {{ t.cpu | round(1) }} CPU · {{ mem(t.memory) }} memory</small>
+    </label>
+  </div>
+  {%- endfor %}
+</div>
+{%- endif %}
+""")
+
+
+def make_options_form(templates: list[Template], selected: str | None = None) -> str:
+    if templates and selected not in {t.id for t in templates}:
+        selected = templates[0].id
+    return FORM.render(templates=templates, selected=selected, mem=format_bytes)
+
+
+def options_from_form(formdata: dict[str, list[str]]) -> dict:
+    """Only the template id travels from the form; every other field is ignored here
+    and refused by apply_user_options if posted through the API."""
+    return {"template": (formdata.get("template") or [""])[0]}

@@ -1,0 +1,82 @@
+"""Shared fixtures: one real jupyterhub (with the sample courses plus a test course whose
+courseware lives on a real git remote) for the integration and browser tests."""
+
+from __future__ import annotations
+
+import secrets
+import textwrap
+from pathlib import Path
+
+import docker
+import pytest
+
+from hub_ext import samples
+from spawner.network import ensure_network
+from tests.helpers import GitRemote, copy_courses, remove_docker_objects, start_hub
+
+PREFIX = "ghtest"
+HUB_PORT = 18000
+TEST_GIT_PORT = 19418
+
+
+@pytest.fixture(scope="session")
+def gateway() -> str:
+    return ensure_network(docker.from_env(), "goldenhub")
+
+
+@pytest.fixture(scope="session")
+def sample_services(gateway):
+    """The sample courses' git server and datasets, exactly as `goldenhub up` prepares them."""
+    samples.ensure_courseware_repos()
+    samples.ensure_datasets()
+    samples.ensure_git_daemon(["127.0.0.1", gateway])
+
+
+@pytest.fixture(scope="session")
+def lab_remote(tmp_path_factory, gateway):
+    """A course repo that the tests push to, like an instructor would."""
+    root = tmp_path_factory.mktemp("git-remote")
+    samples.ensure_repo_from_dir(Path(__file__).parent / "data" / "lab-courseware", root / "lab.git")
+    remote = GitRemote(root, gateway, TEST_GIT_PORT)
+    remote.start()
+    yield remote
+    remote.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_dataset(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("datasets") / "numbers"
+    data.mkdir()
+    (data / "numbers.csv").write_text("n\n1\n2\n3\n")
+    return data
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory, sample_services, lab_remote, lab_dataset):
+    remove_docker_objects(PREFIX)
+    courses = copy_courses(tmp_path_factory.mktemp("courses"))
+    (courses / "lab.yaml").write_text(textwrap.dedent(f"""\
+        id: lab
+        title: Test lab
+        framework: scipy
+        templates:
+          - id: lab-cpu
+            title: Lab (CPU)
+            image: goldenhub/course-intro-python:latest
+            gpus: 0
+            cpu: 1
+            memory: 512M
+            datasets:
+              - name: numbers
+                source: {lab_dataset}
+            courseware:
+              repo: {lab_remote.url_from_container('lab')}
+              target: lab
+        """))
+    hub = start_hub(tmp_path_factory.mktemp("hub-state"), courses, HUB_PORT, PREFIX, secrets.token_hex(16))
+    yield hub
+    for user in hub.request("GET", "/users").json():
+        if user.get("servers"):
+            hub.request("DELETE", f"/users/{user['name']}/server")
+    hub.terminate()
+    remove_docker_objects(PREFIX)

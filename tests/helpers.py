@@ -1,0 +1,204 @@
+"""Test helpers: a real jupyterhub process, its REST API, and real git remotes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import requests
+
+from hub_ext.paths import REPO_ROOT
+from spawner import names
+
+WAIT_SPAWN = 240  # seconds; a bound on every wait, with a message when it runs out
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception as e:  # the thing may not be up yet
+            result, last = None, e
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"{what} did not happen within {timeout:.0f}s (last error: {last})")
+
+
+@dataclass
+class Hub:
+    url: str
+    token: str
+    state_dir: Path
+    prefix: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/hub/api"
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}", **kwargs.pop("headers", {})}
+        return requests.request(method, self.api + path, headers=headers, timeout=60, **kwargs)
+
+    def ensure_user(self, name: str) -> None:
+        r = self.request("GET", f"/users/{name}")
+        if r.status_code == 404:
+            self.request("POST", f"/users/{name}").raise_for_status()
+
+    def server(self, name: str, server: str = "") -> dict | None:
+        r = self.request("GET", f"/users/{name}")
+        r.raise_for_status()
+        return r.json().get("servers", {}).get(server)
+
+    def start(self, name: str, options: dict | None = None) -> requests.Response:
+        self.ensure_user(name)
+        return self.request("POST", f"/users/{name}/server", json=options or {})
+
+    def spawn(self, name: str, options: dict | None = None) -> dict:
+        """Start a server and wait until it is ready; fails with the hub log on error."""
+        r = self.start(name, options)
+        assert r.status_code in (201, 202), f"spawn refused: {r.status_code} {r.text}"
+        try:
+            return wait_for(lambda: (s := self.server(name)) and s.get("ready") and s, WAIT_SPAWN,
+                            f"server of {name} becoming ready", interval=1)
+        except TimeoutError:
+            print(self.log_tail(), file=sys.stderr)
+            raise
+
+    def stop(self, name: str) -> None:
+        r = self.request("DELETE", f"/users/{name}/server")
+        assert r.status_code in (202, 204, 400, 404), r.text
+        wait_for(lambda: self.server(name) is None, 120, f"server of {name} stopping", interval=1)
+
+    def container(self, name: str):
+        return docker.from_env().containers.get(names.container_name(self.prefix, name))
+
+    def exec(self, name: str, command: str) -> tuple[int, str]:
+        code, out = self.container(name).exec_run(["sh", "-c", command])
+        return code, out.decode(errors="replace")
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token: str,
+              extra_config: str = "") -> Hub:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    config = state_dir / "test_config.py"
+    config.write_text(
+        "c.JupyterHub.services = [{'name': 'goldenhub-tests', 'api_token': %r}]\n"
+        "c.JupyterHub.load_roles = [{'name': 'goldenhub-tests', 'services': ['goldenhub-tests'],"
+        " 'scopes': ['admin:users', 'admin:servers', 'access:servers', 'list:users']}]\n" % token
+        + extra_config
+    )
+    env = dict(
+        os.environ,
+        GOLDENHUB_STATE_DIR=str(state_dir),
+        GOLDENHUB_COURSES_DIR=str(courses_dir),
+        GOLDENHUB_BIND_URL=f"http://127.0.0.1:{port}",
+        GOLDENHUB_HUB_PORT=str(port + 1),
+        GOLDENHUB_PROXY_API_PORT=str(port + 2),
+        GOLDENHUB_PREFIX=prefix,
+        GOLDENHUB_EXTRA_CONFIG=str(config),
+    )
+    log_path = state_dir / "jupyterhub.log"
+    jupyterhub = Path(sys.executable).parent / "jupyterhub"
+    process = subprocess.Popen(
+        [str(jupyterhub), "-f", str(REPO_ROOT / "jupyterhub_config.py")],
+        cwd=state_dir, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+    )
+    hub = Hub(f"http://127.0.0.1:{port}", token, state_dir, prefix, process, log_path)
+
+    def up():
+        if process.poll() is not None:
+            raise RuntimeError(f"jupyterhub exited with {process.returncode}:\n{hub.log_tail()}")
+        return hub.request("GET", "/").status_code == 200
+
+    try:
+        wait_for(up, 90, "jupyterhub answering")
+    except Exception:
+        hub.terminate()
+        raise
+    return hub
+
+
+def remove_docker_objects(prefix: str) -> None:
+    client = docker.from_env()
+    for c in client.containers.list(all=True, filters={"name": f"{prefix}-"}):
+        if c.name.startswith(prefix + "-"):
+            c.remove(force=True)
+    for v in client.volumes.list(filters={"name": f"{prefix}-"}):
+        if v.name.startswith(prefix + "-"):
+            v.remove(force=True)
+
+
+class GitRemote:
+    """A real git remote: a bare repo served by `git daemon` (with push enabled)."""
+
+    def __init__(self, root: Path, listen: str, port: int):
+        self.root, self.listen, self.port = root, listen, port
+        root.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+             f"--base-path={self.root}", f"--listen={self.listen}", f"--port={self.port}", str(self.root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        from hub_ext.samples import port_open
+
+        wait_for(lambda: port_open(self.listen, self.port), 20, "git daemon listening")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def url_from_container(self, repo: str) -> str:
+        return f"git://host.docker.internal:{self.port}/{repo}.git"
+
+    def clone(self, repo: str, dest: Path) -> "WorkingCopy":
+        subprocess.run(["git", "clone", "-q", str(self.root / f"{repo}.git"), str(dest)], check=True)
+        return WorkingCopy(dest)
+
+
+class WorkingCopy:
+    """An instructor's clone of a courseware repo."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def commit_and_push(self, files: dict[str, str], message: str) -> None:
+        for name, text in files.items():
+            (self.path / name).write_text(text)
+        git = ["git", "-C", str(self.path), "-c", "user.name=Instructor", "-c", "user.email=i@example.org"]
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", message], check=True)
+        subprocess.run([*git, "push", "-q", "origin", "HEAD:main"], check=True)
+
+
+def copy_courses(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in (REPO_ROOT / "courses").glob("*.yaml"):
+        shutil.copy(f, dest / f.name)
+    return dest

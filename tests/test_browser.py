@@ -1,0 +1,57 @@
+"""A student in a real browser (Debian's Chromium driven by Playwright): log in, click
+Start, pick the CPU course, and land in JupyterLab with the courseware in the file browser."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hub_ext.paths import REPO_ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "artifacts"
+# Without these flags Chromium keeps trying to reach Google's services from a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def student_password(hub) -> str:
+    return yaml.safe_load((hub.state_dir / "secrets.yaml").read_text())["student_password"]
+
+
+def test_student_starts_cpu_course_and_sees_courseware_in_jupyterlab(hub, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("input[name=username]", "browser-student")
+        page.fill("input[name=password]", student_password(hub))
+        page.click("input[type=submit], button[type=submit]")
+
+        # The options form lists the student's environments; pick the CPU course.
+        page.wait_for_url("**/hub/spawn**")
+        assert page.locator("text=Python (CPU)").is_visible()
+        page.check("#template-intro-python-cpu")
+        page.click("input[type=submit], button[type=submit]")
+
+        page.wait_for_url("**/user/browser-student/lab**", timeout=240_000)
+        listing = page.locator(".jp-DirListing-content")
+        listing.get_by_text("intro-python", exact=True).wait_for(timeout=120_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "student-jupyterlab.png"))
+        assert listing.get_by_text("intro-python", exact=True).is_visible()
+    finally:
+        page.close()
+        hub.request("DELETE", "/users/browser-student/server")
