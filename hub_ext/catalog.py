@@ -49,6 +49,7 @@ class Template:
     courseware: Courseware | None = None
     groups: tuple[str, ...] = ()  # empty: everyone
     default_url: str = "/lab"
+    gpu_sharing: bool = False  # servers of this template may share GPUs with each other
     source: str = ""  # where it was defined, for messages
 
     def allows(self, user_groups: set[str]) -> bool:
@@ -93,7 +94,7 @@ COURSE_FIELDS = {
 TEMPLATE_FIELDS = {
     "id": True, "title": True, "description": False, "image": True, "gpus": True,
     "cpu": True, "memory": True, "shm_size": False, "datasets": False,
-    "courseware": False, "groups": False, "default_url": False,
+    "courseware": False, "groups": False, "default_url": False, "gpu_sharing": False,
 }
 DATASET_FIELDS = {"name": True, "source": True, "target": False}
 COURSEWARE_FIELDS = {"repo": True, "branch": False, "target": False}
@@ -102,8 +103,9 @@ COURSEWARE_FIELDS = {"repo": True, "branch": False, "target": False}
 class _Checker:
     """Collects problems for one source so a file reports all of its errors at once."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, git_schemes: tuple[str, ...] = rules.GIT_SCHEMES):
         self.source = source
+        self.git_schemes = git_schemes
         self.problems: list[str] = []
 
     def add(self, where: str, message: str) -> None:
@@ -136,9 +138,9 @@ def _kind(value: Any) -> str:
             int: "a number", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
-def parse_course(data: Any, source: str) -> Course:
+def parse_course(data: Any, source: str, git_schemes: tuple[str, ...] = rules.GIT_SCHEMES) -> Course:
     """Validate one course document; raises CatalogError listing every problem."""
-    ck = _Checker(source)
+    ck = _Checker(source, git_schemes)
     course = _parse_course(ck, data)
     if ck.problems:
         raise CatalogError(ck.problems)
@@ -190,6 +192,7 @@ def _parse_template(ck: _Checker, data: Any, where: str, course_id: str) -> Temp
         shm_size=ck.check(f"{where}.shm_size", get("shm_size", "64M"), rules.shm_size),
         groups=ck.check(f"{where}.groups", get("groups", []), rules.group_list),
         default_url=ck.check(f"{where}.default_url", get("default_url", "/lab"), rules.default_url),
+        gpu_sharing=ck.check(f"{where}.gpu_sharing", get("gpu_sharing", False), rules.boolean),
     )
     courseware = _parse_courseware(ck, get("courseware"), f"{where}.courseware", course_id)
     datasets = _parse_datasets(ck, get("datasets", []), f"{where}.datasets")
@@ -211,7 +214,7 @@ def _parse_courseware(ck: _Checker, data: Any, where: str, course_id: str) -> Co
         return None
     if ck.mapping(data, where, COURSEWARE_FIELDS) is None:
         return None
-    repo = ck.check(f"{where}.repo", data.get("repo"), rules.git_url)
+    repo = ck.check(f"{where}.repo", data.get("repo"), lambda v: rules.git_url(v, ck.git_schemes))
     branch = ck.check(f"{where}.branch", data.get("branch", "main"), rules.git_branch)
     target = ck.check(f"{where}.target", data.get("target", course_id or "courseware"), rules.home_subdir)
     if None in (repo, branch, target):
@@ -243,7 +246,7 @@ def _parse_datasets(ck: _Checker, data: Any, where: str) -> list[Dataset]:
     return datasets
 
 
-def load_course_file(path: Path) -> Course:
+def load_course_file(path: Path, git_schemes: tuple[str, ...] = rules.GIT_SCHEMES) -> Course:
     """Parse and validate one course YAML file."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -256,11 +259,12 @@ def load_course_file(path: Path) -> Course:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         problem = getattr(e, "problem", None) or str(e)
         raise CatalogError([f"{path}: {where}: invalid YAML ({problem})"])
-    return parse_course(data, str(path))
+    return parse_course(data, str(path), git_schemes)
 
 
-def load_catalog(directory: Path | str) -> Catalog:
-    """Load every courses/*.yaml; raises CatalogError listing all problems in all files."""
+def load_catalog(directory: Path | str, git_schemes: tuple[str, ...] = rules.GIT_SCHEMES) -> Catalog:
+    """Load every courses/*.yaml; raises CatalogError listing all problems in all files.
+    `git_schemes` is the allowlist of courseware URL schemes."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CatalogError([f"{directory}: not a directory of course files"])
@@ -269,7 +273,7 @@ def load_catalog(directory: Path | str) -> Catalog:
     template_sources: dict[str, str] = {}
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         try:
-            course = load_course_file(path)
+            course = load_course_file(path, git_schemes)
         except CatalogError as e:
             problems.extend(e.problems)
             continue

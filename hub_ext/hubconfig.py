@@ -78,7 +78,9 @@ def update_spawner(c, s: Settings) -> None:
     c.GoldenSpawner.host_gateway = gateway
     c.GoldenSpawner.remove = True  # containers are disposable; homes live in volumes
     c.GoldenSpawner.http_timeout = 180  # courseware sync runs before the server answers
-    c.GoldenSpawner.start_timeout = 300
+    # Admission is GoldenSpawner's queue (concurrent_starts); the hub's own limit only
+    # guards against runaway load, far above a class.
+    c.JupyterHub.concurrent_spawn_limit = 1000
 
 
 def apply_all(c, s: Settings | None = None) -> Settings:

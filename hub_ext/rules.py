@@ -75,6 +75,12 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RuleError(f"got {_given(value)}; allowed: true or false")
+    return value
+
+
 def gpu_count(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_GPUS:
         raise RuleError(f"got {_given(value)}; allowed: a whole number from 0 (CPU only) to {MAX_GPUS}")

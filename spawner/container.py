@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from docker.types import Mount
+from docker.types import DeviceRequest, Mount
 
 from hub_ext.catalog import HOME, Template
 
@@ -14,13 +14,20 @@ from hub_ext.catalog import HOME, Template
 # nothing of theirs is deleted. A remote that is down must not keep the student out:
 # the sync is bounded by a timeout, and on failure the server starts with a warning.
 STARTUP_SCRIPT = r"""
+note="$HOME/COURSEWARE-NOT-UPDATED.txt"
 if [ -n "${GOLDENHUB_COURSEWARE_REPO:-}" ]; then
   cd "$HOME" || exit 1
   if timeout "${GOLDENHUB_SYNC_TIMEOUT:-90}" gitpuller "$GOLDENHUB_COURSEWARE_REPO" \
       "$GOLDENHUB_COURSEWARE_BRANCH" "$GOLDENHUB_COURSEWARE_TARGET" >/tmp/goldenhub-sync.log 2>&1; then
-    echo "goldenhub: courseware synced from $GOLDENHUB_COURSEWARE_REPO into ~/$GOLDENHUB_COURSEWARE_TARGET"
+    rm -f "$note"
+    echo "goldenhub: courseware synced into ~/$GOLDENHUB_COURSEWARE_TARGET"
   else
-    echo "goldenhub: WARNING: courseware sync from $GOLDENHUB_COURSEWARE_REPO failed; starting with the files already in ~/$GOLDENHUB_COURSEWARE_TARGET" >&2
+    printf '%s\n' \
+      "The course materials could not be updated when your server started" \
+      "(from $GOLDENHUB_COURSEWARE_REPO, branch $GOLDENHUB_COURSEWARE_BRANCH)." \
+      "Your files in ~/$GOLDENHUB_COURSEWARE_TARGET are untouched. Restart your server later" \
+      "to get the latest materials. This note disappears after the next successful update." > "$note"
+    echo "goldenhub: warning: courseware could not be updated; your files in ~/$GOLDENHUB_COURSEWARE_TARGET are untouched"
     tail -n 20 /tmp/goldenhub-sync.log >&2
   fi
 fi
@@ -41,6 +48,7 @@ class ServerContext:
     command: list[str]  # the single-user server command and its arguments
     port: int = 8888
     host_gateway: str = ""  # the host's address on the network, as host.docker.internal
+    gpu_ids: tuple[str, ...] = ()  # devices allocated to this server
     pids_limit: int = 1024
     sync_timeout: int = 90
     extra_labels: dict[str, str] = field(default_factory=dict)
@@ -51,8 +59,8 @@ def make_environment(template: Template, ctx: ServerContext) -> dict[str, str]:
     env.update(
         GOLDENHUB_COURSE=template.course,
         GOLDENHUB_TEMPLATE=template.id,
-        # CPU-only until GPUs are allocated: never let an image's own "all" through.
-        NVIDIA_VISIBLE_DEVICES="void",
+        # Exactly the allocated devices, "void" for none: never an image's own "all".
+        NVIDIA_VISIBLE_DEVICES=",".join(ctx.gpu_ids) or "void",
         GIT_TERMINAL_PROMPT="0",
     )
     if template.courseware:
@@ -80,6 +88,7 @@ def make_labels(template: Template, ctx: ServerContext) -> dict[str, str]:
         "goldenhub.course": template.course,
         "goldenhub.template": template.id,
         "goldenhub.home-volume": ctx.home_volume,
+        "goldenhub.gpus": ",".join(ctx.gpu_ids),
     }
     labels.update(ctx.extra_labels)
     return labels
@@ -102,6 +111,10 @@ def make_host_config(template: Template, ctx: ServerContext) -> dict:
         security_opt=["no-new-privileges"],
         auto_remove=False,
     )
+    if ctx.gpu_ids:
+        host_config["device_requests"] = [
+            DeviceRequest(driver="nvidia", device_ids=list(ctx.gpu_ids), capabilities=[["gpu"]])
+        ]
     if ctx.host_gateway:
         host_config["extra_hosts"] = {"host.docker.internal": ctx.host_gateway}
     return host_config

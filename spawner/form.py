@@ -18,12 +18,14 @@ FORM = _env.from_string("""
   {%- for t in templates %}
   <div class="form-check mb-2">
     <input class="form-check-input" type="radio" name="template" id="template-{{ t.id }}"
-           value="{{ t.id }}"{% if t.id == selected %} checked{% endif %}>
+           value="{{ t.id }}"{% if t.id == selected %} checked{% endif %}{% if blocked.get(t.id) %} disabled{% endif %}>
     <label class="form-check-label" for="template-{{ t.id }}">
       <strong>{{ t.title }}</strong> <span class="text-muted">({{ t.course }})</span><br>
       <small>{{ t.description }}</small><br>
       <small class="text-muted">{{ t.gpus }} GPU{{ '' if t.gpus == 1 else 's' }} ·
-        {{ t.cpu | round(1) }} CPU · {{ mem(t.memory) }} memory</small>
+        {{ t.cpu | round(1) }} CPU · {{ mem(t.memory) }} memory
+        {%- if t.id in gpus %} · <span class="goldenhub-gpus-free">{{ gpus[t.id][0] }} of {{ gpus[t.id][1] }} GPUs free</span>{% endif %}</small>
+      {%- if blocked.get(t.id) %}<br><small class="text-danger goldenhub-unavailable">{{ blocked[t.id] }}</small>{% endif %}
     </label>
   </div>
   {%- endfor %}
@@ -32,10 +34,14 @@ FORM = _env.from_string("""
 """)
 
 
-def make_options_form(templates: list[Template], selected: str | None = None) -> str:
-    if templates and selected not in {t.id for t in templates}:
-        selected = templates[0].id
-    return FORM.render(templates=templates, selected=selected, mem=format_bytes)
+def make_options_form(templates: list[Template], selected: str | None = None,
+                      gpus: dict[str, tuple[int, int]] | None = None, blocked: dict[str, str] | None = None) -> str:
+    """`gpus`: template id → (free, total); `blocked`: template id → why it cannot start now."""
+    blocked = {k: v for k, v in (blocked or {}).items() if v}
+    startable = [t.id for t in templates if t.id not in blocked]
+    if selected not in startable:
+        selected = startable[0] if startable else None
+    return FORM.render(templates=templates, selected=selected, mem=format_bytes, gpus=gpus or {}, blocked=blocked)
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict:

@@ -1,19 +1,30 @@
-"""GoldenSpawner: the async lifecycle of a student's container (start, stop, state).
-
-What goes into the container is decided by spawner/container.py from the template;
-this module only resolves the template, prepares names and talks to Docker.
-"""
+"""GoldenSpawner: the async lifecycle of a student's container (start, stop, poll, state,
+progress). What goes into the container is decided by spawner/container.py; GPUs by
+spawner/gpus.py; how many start at once by spawner/admission.py."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Dict, Int, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Dict, Float, Int, List, Unicode, default
 
-from hub_ext import paths
+from hub_ext import paths, rules
 from hub_ext.catalog import Catalog, CatalogError, Template, load_catalog
 from spawner import container, names
+from spawner.admission import Admission, QueueTimeout
 from spawner.form import make_options_form, options_from_form
+from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared
+from spawner.images import pull_with_progress
+from spawner.progress import ProgressLog
+
+
+class StartFailed(Exception):
+    """A start failed for a reason the student can be told in one sentence."""
 
 
 class GoldenSpawner(DockerSpawner):
@@ -29,26 +40,57 @@ class GoldenSpawner(DockerSpawner):
     def _default_courses_dir(self):
         return str(paths.courses_dir())
 
+    courseware_schemes = List(
+        Unicode(), list(rules.GIT_SCHEMES), config=True,
+        help="URL schemes a courseware repository may use (default: https, http, git, ssh). "
+        "file:// and ext:: are never accepted.",
+    )
     name_prefix = Unicode(
-        "goldenhub",
-        config=True,
-        help="Prefix of container and volume names, e.g. 'goldenhub' → goldenhub-alice.",
+        "goldenhub", config=True, help="Prefix of container and volume names, e.g. 'goldenhub' → goldenhub-alice."
     )
     host_gateway = Unicode(
-        "",
-        config=True,
-        help="The host's address on the student network, given to containers as "
-        "host.docker.internal (e.g. 172.30.0.1). Empty: no such alias.",
+        "", config=True,
+        help="The host's address on the student network, given to containers as host.docker.internal "
+        "(e.g. 172.30.0.1). Empty: no such alias.",
     )
     pids_limit = Int(1024, config=True, help="Most processes a student container may run (default 1024).")
     courseware_sync_timeout = Int(
-        90, config=True, help="Seconds the courseware pull may take before the server starts without it."
+        90, config=True, help="Seconds the courseware pull may take before the server starts without it (default 90)."
     )
+    gpu_inventory = List(
+        None, allow_none=True, config=True,
+        help="GPUs to hand out, instead of discovering them through NVML: device indexes or UUIDs "
+        "(MIG slices by their MIG-… UUID), e.g. ['0', '1'] or [{'id': 'GPU-…', 'name': 'A100'}]. "
+        "Default None: discover; [] means this host has no GPUs for students.",
+    )
+    concurrent_starts = Int(
+        config=True,
+        help="Servers that may start at the same time; more wait in a queue with their position shown. "
+        "Default: the number of CPU cores (a JupyterLab start costs about 2-3 CPU-seconds).",
+    )
+
+    @default("concurrent_starts")
+    def _default_concurrent_starts(self):
+        return max(1, os.cpu_count() or 1)
+
+    queue_timeout = Float(
+        1800, config=True, help="Seconds a start may wait in the queue before it is refused (default 1800)."
+    )
+
+    @default("start_timeout")
+    def _default_start_timeout(self):
+        # The hub's own bound covers queueing too; each phase has its own bound inside.
+        return int(self.queue_timeout + 3 * self.http_timeout + 600)
 
     # Recorded in state: course id → home volume name. Never cleared by stop, so a
     # later change of naming rules cannot detach an existing home.
     homes = Dict()
     template_id = Unicode("")
+    gpu_ids = List(Unicode())
+
+    # One allocator and one admission queue per hub process, shared by all spawners.
+    _allocators: dict = {}
+    _admissions: dict = {}
 
     @default("options_form")
     def _default_options_form(self):
@@ -62,13 +104,11 @@ class GoldenSpawner(DockerSpawner):
     def _default_apply_user_options(self):
         return GoldenSpawner._apply_template_choice
 
-    @default("name_template")
-    def _default_name_template(self):
-        return "{prefix}-{username}--{servername}"
+    # --- catalog and choice ------------------------------------------------------
 
     def load_catalog(self) -> Catalog:
         try:
-            return load_catalog(self.courses_dir)
+            return load_catalog(self.courses_dir, tuple(self.courseware_schemes))
         except CatalogError as e:
             self.log.error("Course catalog %s has errors:\n%s", self.courses_dir, e)
             raise web.HTTPError(503, "The course catalog has errors; an administrator has been told.")
@@ -77,8 +117,25 @@ class GoldenSpawner(DockerSpawner):
         groups = {g.name for g in self.user.groups}
         return self.load_catalog().templates_for(groups)
 
+    def gpu_availability(self, template: Template) -> str:
+        """Why this template cannot start now ('' when it can)."""
+        if not template.gpus:
+            return ""
+        allocator = self.allocator
+        if allocator.total == 0:
+            return "This server has no GPUs."
+        if template.gpus > allocator.total:
+            return f"Needs {template.gpus} GPUs; this server has {allocator.total}."
+        if allocator.free_count(template.gpu_sharing) < template.gpus:
+            return f"All {allocator.total} GPUs are in use."
+        return ""
+
     def _render_options_form(self, spawner=None) -> str:
-        return make_options_form(self.allowed_templates(), self.user_options.get("template"))
+        templates = self.allowed_templates()
+        allocator = self.allocator
+        gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total) for t in templates if t.gpus}
+        blocked = {t.id: self.gpu_availability(t) for t in templates}
+        return make_options_form(templates, self.user_options.get("template"), gpus, blocked)
 
     def _apply_template_choice(self, user_options: dict) -> None:
         """Accept exactly one option, a template id this user may use; refuse the rest."""
@@ -107,9 +164,28 @@ class GoldenSpawner(DockerSpawner):
             raise web.HTTPError(400, f"The environment template {self.template_id!r} no longer exists.")
         return template
 
-    def _render_templates(self, obj, ns=None):
-        ns = dict(ns or self.template_namespace(), prefix=self.name_prefix)
-        return super()._render_templates(obj, ns)
+    # --- shared hub-wide state --------------------------------------------------------
+
+    @property
+    def allocator(self) -> GPUAllocator:
+        key = None if self.gpu_inventory is None else tuple(map(str, self.gpu_inventory))
+        if key not in self._allocators:
+            gpus = discover_gpus() if self.gpu_inventory is None else parse_declared(self.gpu_inventory)
+            self.log.info("GPU inventory: %s", ", ".join(g.id for g in gpus) or "none")
+            self._allocators[key] = GPUAllocator(gpus)
+        return self._allocators[key]
+
+    @property
+    def admission(self) -> Admission:
+        if self.concurrent_starts not in self._admissions:
+            self._admissions[self.concurrent_starts] = Admission(self.concurrent_starts)
+        return self._admissions[self.concurrent_starts]
+
+    @property
+    def owner(self) -> str:
+        return f"{self.user.name}/{self.name}"
+
+    # --- names ----------------------------------------------------------------------------
 
     @property
     def container_name(self):
@@ -133,6 +209,85 @@ class GoldenSpawner(DockerSpawner):
             await self.docker("create_volume", name=volume, labels=labels)
         return volume
 
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def take_gpus(self, template: Template) -> None:
+        """Assign GPUs now, or refuse at once with what the student can do instead."""
+        try:
+            self.gpu_ids = self.allocator.allocate(self.owner, template.gpus, template.gpu_sharing)
+        except NoFreeGPU as e:
+            course = self.load_catalog().courses[template.course].title
+            others = [t.title for t in self.allowed_templates() if not t.gpus]
+            instead = f" or start the CPU environment: {', '.join(others)}" if others else ""
+            if e.total == 0:
+                reason = f"{course} needs a GPU and this server has none"
+            elif template.gpus > e.total:
+                reason = f"{course} needs {template.gpus} GPUs and this server has {e.total}"
+            else:
+                reason = f"All {e.total} GPUs for {course} are in use ({e.free} free, {template.gpus} needed)"
+            raise web.HTTPError(503, f"{reason}. Try again later{instead}.") from None
+
+    async def start(self):
+        template = self.template
+        self._progress = ProgressLog()
+        try:
+            self.take_gpus(template)
+            if self.gpu_ids:
+                self._progress.emit(f"GPU {', '.join(self.gpu_ids)} assigned to you", 5)
+            await self._wait_for_slot()
+            try:
+                return await self._start_admitted(template)
+            finally:
+                self.admission.release()
+        except BaseException as e:
+            await self._clean_failed_start()
+            if isinstance(e, StartFailed):
+                raise web.HTTPError(500, str(e)) from None
+            raise
+        finally:
+            self._progress.finish()
+
+    async def _wait_for_slot(self) -> None:
+        admission = self.admission
+        waiter = asyncio.ensure_future(admission.acquire(self.owner, self.queue_timeout))
+        last = None
+        while True:
+            done, _ = await asyncio.wait([waiter], timeout=1)
+            if done:
+                break
+            place = admission.position(self.owner)
+            if place and place != last:
+                self._progress.emit(
+                    f"Waiting for a free start slot: you are number {place} in the queue "
+                    f"({admission.active} starting now)", 8)
+                last = place
+        try:
+            waiter.result()
+        except QueueTimeout:
+            raise StartFailed(
+                f"The server is busy starting other students' environments and yours waited "
+                f"{self.queue_timeout:.0f} seconds; please try again.") from None
+
+    async def _start_admitted(self, template: Template):
+        started = time.monotonic()
+        self._progress.emit("Starting your environment", 10)
+        ip, port = await super().start()
+        self._progress.emit("Container started", 60)
+        await self._wait_until_up(ip, port, started)
+        self._progress.emit("Jupyter server is up", 95)
+        return ip, port
+
+    async def pull_image(self, image):
+        try:
+            await pull_with_progress(self, image, self._progress)
+        except StartFailed:
+            raise
+        except Exception as e:
+            self.log.error("Image %s for template %s could not be found or pulled: %s", image, self.template_id, e)
+            raise StartFailed(
+                f"The course image {image} is not available on this server and could not be pulled; "
+                "an administrator must build or publish it (goldenhub images build).") from None
+
     async def create_object(self):
         template = self.template
         ctx = container.ServerContext(
@@ -145,26 +300,103 @@ class GoldenSpawner(DockerSpawner):
             command=await self.get_command(),
             port=self.port,
             host_gateway=self.host_gateway,
+            gpu_ids=tuple(self.gpu_ids),
             pids_limit=self.pids_limit,
             sync_timeout=self.courseware_sync_timeout,
         )
         args = container.make_create_args(template, ctx)
         args["host_config"] = self.client.create_host_config(**args["host_config"])
-        return await self.docker("create_container", **args)
-
-    async def pull_image(self, image):
         try:
-            await super().pull_image(image)
+            return await self.docker("create_container", **args)
         except Exception as e:
-            self.log.error("Image %s for template %s could not be found or pulled: %s", image, self.template_id, e)
-            raise web.HTTPError(
-                500, f"The course image {image} is not available on this server; an administrator must build "
-                "or publish it (goldenhub images build)."
-            ) from None
+            raise StartFailed(_explain_docker_error(e, template)) from None
 
-    async def start(self):
-        self.object_name = self.container_name
-        return await super().start()
+    async def start_object(self):
+        try:
+            await super().start_object()
+        except Exception as e:
+            raise StartFailed(_explain_docker_error(e, self.template)) from None
+
+    async def _wait_until_up(self, ip: str, port: int, started: float) -> None:
+        """Wait for the server's HTTP answer inside the admission slot, relaying the
+        container's goldenhub messages (courseware sync) as progress. Bounded by
+        http_timeout, counted from this server's own start."""
+        url = f"http://{ip}:{port}{self.server.base_url if self.server else '/'}api"
+        client = AsyncHTTPClient()
+        relayed = 0
+        while True:
+            relayed = await self._relay_container_messages(relayed)
+            try:
+                await client.fetch(url, request_timeout=2, connect_timeout=1, follow_redirects=False)
+                return
+            except HTTPClientError as e:
+                if e.code != 599:
+                    return  # any HTTP answer means the server is up
+            except OSError:
+                pass
+            if await self.poll() is not None:
+                raise StartFailed(f"Your environment stopped while starting: {await self._last_log_line()}")
+            if time.monotonic() - started > self.http_timeout:
+                raise StartFailed(f"Your environment did not answer within {self.http_timeout} seconds of starting.")
+            await asyncio.sleep(0.2)
+
+    async def _relay_container_messages(self, seen: int) -> int:
+        try:
+            logs = await self.docker("logs", self.container_id, stdout=True, stderr=False)
+        except Exception:
+            return seen
+        lines = [ln for ln in logs.decode(errors="replace").splitlines() if ln.startswith("goldenhub: ")]
+        for line in lines[seen:]:
+            text = line.removeprefix("goldenhub: ")
+            if text.startswith("warning: "):
+                self._progress.emit("Warning: " + text.removeprefix("warning: "), 80, warning=True)
+            else:
+                self._progress.emit(text[:1].upper() + text[1:], 80)
+        return len(lines)
+
+    async def _last_log_line(self) -> str:
+        try:
+            logs = (await self.docker("logs", self.container_id, tail=5)).decode(errors="replace").strip()
+        except Exception:
+            return "no log"
+        return logs.splitlines()[-1] if logs else "no log"
+
+    async def _clean_failed_start(self) -> None:
+        """No half-made container and no held GPU after a failed start."""
+        released = self.allocator.release(self.owner)
+        self.gpu_ids = []
+        if released:
+            self.log.info("Released GPU %s of failed start of %s", released, self._log_name)
+        try:
+            if self.object_id or await self.get_object():
+                await self.remove_object()
+        except Exception as e:
+            self.log.warning("Could not remove container of failed start %s: %s", self._log_name, e)
+        self.object_id = ""
+
+    async def progress(self):
+        log = getattr(self, "_progress", None)
+        if log is None:
+            return
+        async for event in log.stream():
+            yield event
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None and self.gpu_ids and not self._spawn_pending:
+            # Found dead: its GPUs go back to the pool.
+            self.allocator.release(self.owner)
+            self.gpu_ids = []
+        return status
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now)
+        finally:
+            self.allocator.release(self.owner)
+            self.gpu_ids = []
+
+    # --- state ------------------------------------------------------------------------------
 
     def get_state(self):
         state = super().get_state()
@@ -172,9 +404,37 @@ class GoldenSpawner(DockerSpawner):
             state["homes"] = dict(self.homes)
         if self.template_id:
             state["template"] = self.template_id
+        if self.gpu_ids:
+            state["gpus"] = list(self.gpu_ids)
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.homes = dict(state.get("homes", {}))
         self.template_id = state.get("template", self.template_id)
+        gpus = list(state.get("gpus", []))
+        if gpus and self.object_id:
+            # Hub restart: take back exactly the GPUs this running server had.
+            try:
+                template = self.load_catalog().templates.get(self.template_id)
+            except web.HTTPError:
+                template = None
+            clash = self.allocator.reserve(self.owner, gpus, bool(template and template.gpu_sharing))
+            if clash:
+                self.log.error("GPUs %s of %s are unknown or already taken after restart", clash, self._log_name)
+            self.gpu_ids = gpus
+
+    def clear_state(self):
+        super().clear_state()
+        self.gpu_ids = []
+
+
+def _explain_docker_error(error: Exception, template: Template) -> str:
+    """One sentence for the student; the full error goes to the hub log."""
+    text = str(getattr(error, "explanation", "") or error)
+    for d in template.datasets:
+        if d.source in text:
+            return f"The dataset {d.name} is missing on this server ({d.source}); an administrator has been told."
+    if "nvidia" in text.lower() or "device driver" in text.lower():
+        return "The GPU driver on this server could not give your environment its GPU; an administrator has been told."
+    return f"Your environment could not be created: {text.splitlines()[0][:200] if text else 'unknown error'}."

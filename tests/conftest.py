@@ -73,7 +73,9 @@ def hub(tmp_path_factory, sample_services, lab_remote, lab_dataset):
               repo: {lab_remote.url_from_container('lab')}
               target: lab
         """))
-    hub = start_hub(tmp_path_factory.mktemp("hub-state"), courses, HUB_PORT, PREFIX, secrets.token_hex(16))
+    # Two declared GPUs: this host has no driver, so GPU starts get as far as Docker.
+    hub = start_hub(tmp_path_factory.mktemp("hub-state"), courses, HUB_PORT, PREFIX, secrets.token_hex(16),
+                    extra_config="c.GoldenSpawner.gpu_inventory = ['GPU-test-0', 'GPU-test-1']\n")
     yield hub
     for user in hub.request("GET", "/users").json():
         if user.get("servers"):

@@ -76,6 +76,48 @@ class Hub:
             print(self.log_tail(), file=sys.stderr)
             raise
 
+    def progress_events(self, name: str, timeout: float = WAIT_SPAWN) -> list[dict]:
+        """The spawn's progress stream (server-sent events) until it ends."""
+        import json
+
+        events = []
+        with self.request("GET", f"/users/{name}/server/progress", stream=True,
+                          timeout=(10, timeout)) as r:
+            if r.status_code != 200:
+                return [{"failed": True, "message": r.text}]
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    events.append(event)
+                    if event.get("ready") or event.get("failed"):
+                        break
+        return events
+
+    def wait_spawn_failure(self, name: str) -> str:
+        events = self.progress_events(name)
+        assert events and events[-1].get("failed"), f"spawn did not fail: {events}"
+        return events[-1]["message"]
+
+    def student_password(self) -> str:
+        import yaml
+
+        return yaml.safe_load((self.state_dir / "secrets.yaml").read_text())["student_password"]
+
+    def login(self, name: str) -> requests.Session:
+        """A browser-like session of a student logged in with the class password."""
+        session = requests.Session()
+        page = session.get(f"{self.url}/hub/login", timeout=30)
+        xsrf = session.cookies.get("_xsrf", "")
+        r = session.post(f"{self.url}/hub/login", timeout=30, data={
+            "username": name, "password": self.student_password(), "_xsrf": xsrf}, allow_redirects=True)
+        assert r.status_code == 200 and page.status_code == 200, r.text[:500]
+        return session
+
+    def options_form(self, name: str) -> str:
+        r = self.login(name).get(f"{self.url}/hub/spawn", timeout=30)
+        r.raise_for_status()
+        return r.text
+
     def stop(self, name: str) -> None:
         r = self.request("DELETE", f"/users/{name}/server")
         assert r.status_code in (202, 204, 400, 404), r.text

@@ -1,0 +1,172 @@
+"""GPU inventory and allocation: each server gets specific devices, exclusively.
+
+The inventory comes from NVML (nvidia-ml-py) where a driver is present, or from a
+declaration in config. One allocator per hub process holds who has which device; it is
+rebuilt from spawner state after a hub restart, so a busy GPU is never handed out twice.
+Its methods are synchronous: called from the hub's event loop they cannot interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GPU:
+    id: str  # what Docker's device_ids and NVIDIA_VISIBLE_DEVICES receive: "0", "GPU-<uuid>", "MIG-<uuid>"
+    name: str = ""
+    memory_mib: int = 0
+
+
+def discover_gpus() -> list[GPU]:
+    """The host's GPUs through NVML, MIG slices instead of their parent where MIG is on;
+    [] when there is no NVML library or driver."""
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception as e:  # NVMLError_LibraryNotFound, _DriverNotLoaded, ...
+        log.info("No NVIDIA driver found (%s); GPU inventory is empty unless declared", e)
+        return []
+    try:
+        found = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            found.extend(_mig_slices(pynvml, handle) or [_describe(pynvml, handle, str(i))])
+        return found
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _describe(pynvml, handle, device_id: str) -> GPU:
+    memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20
+    return GPU(device_id, _text(pynvml.nvmlDeviceGetName(handle)), memory)
+
+
+def _mig_slices(pynvml, handle) -> list[GPU]:
+    try:
+        current, _pending = pynvml.nvmlDeviceGetMigMode(handle)
+    except pynvml.NVMLError:
+        return []  # GPU without MIG support
+    if current != pynvml.NVML_DEVICE_MIG_ENABLE:
+        return []
+    slices = []
+    for j in range(pynvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+        try:
+            mig = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, j)
+        except pynvml.NVMLError:
+            continue
+        slices.append(_describe(pynvml, mig, _text(pynvml.nvmlDeviceGetUUID(mig))))
+    return slices
+
+
+def parse_declared(items: list) -> list[GPU]:
+    """Config form: ["0", "1"] or [{"id": "GPU-…", "name": "A100", "memory_mib": 40960}]."""
+    gpus = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, int)) and str(item).strip():
+            gpus.append(GPU(str(item).strip()))
+        elif isinstance(item, dict) and str(item.get("id", "")).strip():
+            gpus.append(GPU(str(item["id"]).strip(), str(item.get("name", "")), int(item.get("memory_mib", 0))))
+        else:
+            raise ValueError(f"gpu_inventory[{i}]: got {item!r}; allowed: a device index or UUID such as "
+                             "'0' or 'GPU-8f3…', or a mapping with an 'id'")
+    ids = [g.id for g in gpus]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"gpu_inventory lists a device twice: {ids}")
+    return gpus
+
+
+class NoFreeGPU(Exception):
+    def __init__(self, wanted: int, total: int, free: int):
+        self.wanted, self.total, self.free = wanted, total, free
+        super().__init__(f"wanted {wanted} GPU(s), {free} of {total} free")
+
+
+class GPUAllocator:
+    """Who holds which GPU. An owner is one server ("user/server")."""
+
+    def __init__(self, gpus: list[GPU]):
+        self.gpus = list(gpus)
+        self._exclusive: dict[str, str] = {}  # gpu id → owner
+        self._shared: dict[str, set[str]] = {}  # gpu id → owners sharing it
+        self._lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        return len(self.gpus)
+
+    def free_count(self, shared: bool = False) -> int:
+        with self._lock:
+            return len(self._candidates(shared))
+
+    def _candidates(self, shared: bool) -> list[str]:
+        ids = [g.id for g in self.gpus if g.id not in self._exclusive]
+        if shared:  # least shared first
+            return sorted(ids, key=lambda i: len(self._shared.get(i, ())))
+        return [i for i in ids if not self._shared.get(i)]
+
+    def held_by(self, owner: str) -> list[str]:
+        with self._lock:
+            return self._held_by(owner)
+
+    def _held_by(self, owner: str) -> list[str]:
+        return [g.id for g in self.gpus
+                if self._exclusive.get(g.id) == owner or owner in self._shared.get(g.id, ())]
+
+    def allocate(self, owner: str, count: int, shared: bool = False) -> list[str]:
+        """Give `owner` `count` GPUs (the ones it already holds, if any); NoFreeGPU otherwise."""
+        with self._lock:
+            held = self._held_by(owner)
+            if held:
+                return held
+            if count == 0:
+                return []
+            candidates = self._candidates(shared)
+            if len(candidates) < count:
+                raise NoFreeGPU(count, self.total, len(candidates))
+            chosen = candidates[:count]
+            self._take(owner, chosen, shared)
+            return chosen
+
+    def reserve(self, owner: str, ids: list[str], shared: bool = False) -> list[str]:
+        """Take back exactly `ids` for `owner` (hub restart). Returns ids that clash or are unknown."""
+        with self._lock:
+            known = {g.id for g in self.gpus}
+            problems = [i for i in ids if i not in known
+                        or self._exclusive.get(i, owner) != owner
+                        or (not shared and self._shared.get(i, set()) - {owner})]
+            self._take(owner, [i for i in ids if i not in problems], shared)
+            return problems
+
+    def _take(self, owner: str, ids: list[str], shared: bool) -> None:
+        for i in ids:
+            if shared:
+                self._shared.setdefault(i, set()).add(owner)
+            else:
+                self._exclusive[i] = owner
+
+    def release(self, owner: str) -> list[str]:
+        with self._lock:
+            released = self._held_by(owner)
+            for i in released:
+                if self._exclusive.get(i) == owner:
+                    del self._exclusive[i]
+                self._shared.get(i, set()).discard(owner)
+            return released
+
+    def usage(self) -> dict[str, list[str]]:
+        """GPU id → owners, for pages and logs."""
+        with self._lock:
+            return {g.id: ([self._exclusive[g.id]] if g.id in self._exclusive else sorted(self._shared.get(g.id, ())))
+                    for g in self.gpus}

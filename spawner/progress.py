@@ -1,0 +1,47 @@
+"""Progress events of one start, and Docker pull progress as a percentage."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class ProgressLog:
+    """Events appended by start(), streamed by progress() to the student's page."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+        self.finished = False
+        self._changed = asyncio.Event()
+
+    def emit(self, message: str, progress: int | None = None, **extra) -> None:
+        event = {"message": message, **extra}
+        if progress is not None:
+            event["progress"] = progress
+        self.events.append(event)
+        self._changed.set()
+
+    def finish(self) -> None:
+        self.finished = True
+        self._changed.set()
+
+    async def stream(self):
+        sent = 0
+        while True:
+            while sent < len(self.events):
+                yield self.events[sent]
+                sent += 1
+            if self.finished:
+                return
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), 5)
+            except asyncio.TimeoutError:
+                pass
+
+
+def pull_percent(layers: dict[str, tuple[int, int]]) -> int:
+    """Overall percent from Docker's per-layer (current, total) download progress."""
+    total = sum(t for _, t in layers.values())
+    if not total:
+        return 0
+    return min(100, int(100 * sum(min(c, t) for c, t in layers.values()) / total))
