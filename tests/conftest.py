@@ -52,8 +52,8 @@ def lab_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory, sample_services, lab_remote, lab_dataset):
-    remove_docker_objects(PREFIX)
+def courses_dir(tmp_path_factory, sample_services, lab_remote, lab_dataset) -> Path:
+    """The sample courses plus the test course `lab` (courseware on lab_remote)."""
     courses = copy_courses(tmp_path_factory.mktemp("courses"))
     (courses / "lab.yaml").write_text(textwrap.dedent(f"""\
         id: lab
@@ -73,6 +73,13 @@ def hub(tmp_path_factory, sample_services, lab_remote, lab_dataset):
               repo: {lab_remote.url_from_container('lab')}
               target: lab
         """))
+    return courses
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory, courses_dir):
+    remove_docker_objects(PREFIX)
+    courses = courses_dir
     # Two declared GPUs: this host has no driver, so GPU starts get as far as Docker.
     hub = start_hub(tmp_path_factory.mktemp("hub-state"), courses, HUB_PORT, PREFIX, secrets.token_hex(16),
                     extra_config="c.GoldenSpawner.gpu_inventory = ['GPU-test-0', 'GPU-test-1']\n")

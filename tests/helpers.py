@@ -49,7 +49,8 @@ class Hub:
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"token {self.token}", **kwargs.pop("headers", {})}
-        return requests.request(method, self.api + path, headers=headers, timeout=60, **kwargs)
+        kwargs.setdefault("timeout", 60)
+        return requests.request(method, self.api + path, headers=headers, **kwargs)
 
     def ensure_user(self, name: str) -> None:
         r = self.request("GET", f"/users/{name}")
@@ -69,6 +70,9 @@ class Hub:
         """Start a server and wait until it is ready; fails with the hub log on error."""
         r = self.start(name, options)
         assert r.status_code in (201, 202), f"spawn refused: {r.status_code} {r.text}"
+        return self.wait_ready(name)
+
+    def wait_ready(self, name: str) -> dict:
         try:
             return wait_for(lambda: (s := self.server(name)) and s.get("ready") and s, WAIT_SPAWN,
                             f"server of {name} becoming ready", interval=1)
@@ -92,6 +96,26 @@ class Hub:
                     if event.get("ready") or event.get("failed"):
                         break
         return events
+
+    def spawn_with_progress(self, name: str, options: dict | None = None) -> tuple[requests.Response, list[dict]]:
+        """Start a server and read its whole progress stream, as the spawn page does."""
+        import threading
+
+        self.ensure_user(name)
+        response: list[requests.Response] = []
+        poster = threading.Thread(target=lambda: response.append(self.start(name, options)))
+        poster.start()
+        deadline = time.monotonic() + 60
+        events: list[dict] = []
+        while time.monotonic() < deadline:
+            events = self.progress_events(name)
+            not_yet = len(events) == 1 and events[0].get("failed") and (
+                "is not starting" in events[0]["message"] or '"status": 404' in events[0]["message"])
+            if not not_yet:
+                break
+            time.sleep(0.05)
+        poster.join(120)
+        return response[0], events
 
     def wait_spawn_failure(self, name: str) -> str:
         events = self.progress_events(name)
