@@ -57,4 +57,4 @@ async def pull_with_progress(spawner, image: str, progress: ProgressLog) -> None
                 loop.call_soon_threadsafe(progress.emit, f"Pulling image {image}: {percent}%", 12 + percent * 38 // 100)
 
     await asyncio.wait_for(loop.run_in_executor(spawner.executor, pull), timeout=1800)
-    progress.emit(f"Pulled image {image}", 50)
+    progress.emit(f"Pulled image {image}: 100%", 50)

@@ -4,7 +4,11 @@ courseware lives on a real git remote) for the integration and browser tests."""
 from __future__ import annotations
 
 import secrets
+import shutil
+import socket
+import subprocess
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import docker
@@ -12,7 +16,7 @@ import pytest
 
 from hub_ext import samples
 from spawner.network import ensure_network
-from tests.helpers import GitRemote, copy_courses, remove_docker_objects, start_hub
+from tests.helpers import GitRemote, copy_courses, remove_docker_objects, start_hub, wait_for
 
 PREFIX = "ghtest"
 HUB_PORT = 18000
@@ -89,3 +93,38 @@ def hub(tmp_path_factory, courses_dir):
             hub.request("DELETE", f"/users/{user['name']}/server")
     hub.terminate()
     remove_docker_objects(PREFIX)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """Debian's docker-registry on a free loopback port (Docker allows loopback registries without TLS)."""
+    binary = shutil.which("docker-registry")
+    assert binary, "docker-registry is not installed (apt-get install docker-registry; .ci/setup does)"
+    address = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry'}\n"
+        f"http:\n  addr: {address}\n"
+    )
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def up():
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stdout.read().decode()[-2000:])
+        return urllib.request.urlopen(f"http://{address}/v2/", timeout=2).status == 200
+
+    try:
+        wait_for(up, 30, f"docker-registry answering on {address}", interval=0.2)
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +263,18 @@ class WorkingCopy:
         subprocess.run([*git, "add", "-A"], check=True)
         subprocess.run([*git, "commit", "-qm", message], check=True)
         subprocess.run([*git, "push", "-q", "origin", "HEAD:main"], check=True)
+
+
+@contextlib.contextmanager
+def extra_course(courses_dir: Path, course_id: str, template: str):
+    """A course file present for the duration of a test (the spawner reads the catalog
+    at every spawn, so no hub restart is needed)."""
+    path = courses_dir / f"{course_id}.yaml"
+    path.write_text(f"id: {course_id}\ntitle: {course_id}\ntemplates:\n" + textwrap.indent(textwrap.dedent(template), "  "))
+    try:
+        yield
+    finally:
+        path.unlink()
 
 
 def copy_courses(dest: Path) -> Path:

@@ -303,44 +303,6 @@ def test_changing_only_the_course_layer_reuses_base_and_framework(api, tiny_repo
     assert _labels(api, refs[0])["org.opencontainers.image.revision"] == _git(tiny_repo.root, "rev-parse", "HEAD~1")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def registry(tmp_path):
-    """Debian's docker-registry on a free loopback port (Docker allows loopback registries without TLS)."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
-    port = _free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://{address}/v2/", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"docker-registry did not start on {address}: {proc.stdout.read().decode()[-2000:]}")
-            time.sleep(0.2)
-    yield address
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.mark.images
 def test_push_publishes_every_layer_with_its_version(api, tiny_repo, registry):
     result = _tiny_build(tiny_repo, "--push", registry)
