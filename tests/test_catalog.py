@@ -128,3 +128,10 @@ def test_cli_validate_exits_nonzero_on_a_bad_file(tmp_path):
     result = run_cli("courses", "validate", str(tmp_path))
     assert result.returncode == 1
     assert "gpus: got -1" in result.stderr
+
+
+def test_courseware_scheme_allowlist_is_configurable(tmp_path):
+    write(tmp_path, GOOD.replace("https://example.org/course-a.git", "git://example.org/course-a.git"))
+    assert load_catalog(tmp_path)  # git:// is allowed by default
+    with pytest.raises(CatalogError, match="allowed: a URL with scheme https://"):
+        load_catalog(tmp_path, git_schemes=("https",))

@@ -146,3 +146,58 @@ def test_options_form_shows_free_gpus(hub):
     html = hub.options_form("form-student")
     assert "2 of 2 GPUs free" in html
     assert 'id="template-intro-python-cpu"' in html
+
+
+def make_spawner(user: str, inventory: list[str]):
+    """A real GoldenSpawner outside a hub; the user stand-in carries only what it reads."""
+    from types import SimpleNamespace
+
+    from spawner import GoldenSpawner
+
+    return GoldenSpawner(user=SimpleNamespace(name=user, groups=[]), gpu_inventory=inventory,
+                         courses_dir=str(REPO_ROOT / "courses"))
+
+
+def test_hub_restart_rebuilds_allocations_from_state_and_refuses_with_a_clear_message():
+    from tornado import web
+
+    from spawner import GoldenSpawner
+
+    GoldenSpawner._allocators.clear()  # a freshly started hub process
+    inventory = ["GPU-a", "GPU-b"]
+    ann = make_spawner("ann", inventory)
+    ann.load_state({"object_id": "c0ffee", "template": "deep-learning-gpu", "gpus": ["GPU-a"]})
+    assert ann.gpu_ids == ["GPU-a"] and ann.get_state()["gpus"] == ["GPU-a"]
+
+    template = load_catalog(REPO_ROOT / "courses").templates["deep-learning-gpu"]
+    bob = make_spawner("bob", inventory)
+    bob.take_gpus(template)
+    assert bob.gpu_ids == ["GPU-b"]  # never GPU-a, which ann's running server holds
+
+    cat = make_spawner("cat", inventory)
+    with pytest.raises(web.HTTPError) as e:
+        cat.take_gpus(template)
+    assert e.value.status_code == 503
+    assert e.value.log_message == (
+        "All 2 GPUs for Deep Learning with PyTorch are in use (0 free, 1 needed). "
+        "Try again later or start the CPU environment: Python (CPU).")
+    GoldenSpawner._allocators.clear()
+
+
+def test_gpu_templates_say_so_when_the_host_has_none():
+    from tornado import web
+
+    from spawner import GoldenSpawner
+    from spawner.form import make_options_form
+
+    GoldenSpawner._allocators.clear()
+    spawner = make_spawner("dan", [])
+    templates = load_catalog(REPO_ROOT / "courses").templates
+    assert spawner.gpu_availability(templates["deep-learning-gpu"]) == "This server has no GPUs."
+    with pytest.raises(web.HTTPError, match="needs a GPU and this server has none"):
+        spawner.take_gpus(templates["deep-learning-gpu"])
+    html = make_options_form(list(templates.values()), None, {"deep-learning-gpu": (0, 0)},
+                             {"deep-learning-gpu": "This server has no GPUs."})
+    assert 'value="deep-learning-gpu" disabled' in html and "This server has no GPUs." in html
+    assert 'value="intro-python-cpu" checked' in html  # the startable one is preselected
+    GoldenSpawner._allocators.clear()
