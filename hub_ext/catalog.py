@@ -147,6 +147,16 @@ def parse_course(data: Any, source: str, git_schemes: tuple[str, ...] = rules.GI
     return course
 
 
+def parse_template(data: Any, source: str, course_id: str,
+                   git_schemes: tuple[str, ...] = rules.GIT_SCHEMES) -> Template:
+    """Validate one template (as edited through the API); raises CatalogError listing every problem."""
+    ck = _Checker(source, git_schemes)
+    template = _parse_template(ck, data, "template", course_id)
+    if ck.problems:
+        raise CatalogError(ck.problems)
+    return template
+
+
 def _parse_course(ck: _Checker, data: Any) -> Course | None:
     if ck.mapping(data, "", COURSE_FIELDS) is None:
         return None

@@ -21,6 +21,8 @@ class Settings:
     bind_url: str = "http://127.0.0.1:8000"
     hub_port: int = 8081
     proxy_api_port: int = 8001
+    service_port: int = 8090
+    db_url: str = ""  # the goldenhub service's database; default: SQLite in the state directory
     network: str = "goldenhub"
     name_prefix: str = "goldenhub"
     admin_users: tuple[str, ...] = ("admin",)
@@ -31,6 +33,8 @@ class Settings:
         s.bind_url = env.get("GOLDENHUB_BIND_URL", s.bind_url)
         s.hub_port = int(env.get("GOLDENHUB_HUB_PORT", s.hub_port))
         s.proxy_api_port = int(env.get("GOLDENHUB_PROXY_API_PORT", s.proxy_api_port))
+        s.service_port = int(env.get("GOLDENHUB_SERVICE_PORT", s.service_port))
+        s.db_url = env.get("GOLDENHUB_DB_URL") or f"sqlite:///{s.state_dir / 'goldenhub.sqlite'}"
         s.network = env.get("GOLDENHUB_NETWORK", s.network)
         s.name_prefix = env.get("GOLDENHUB_PREFIX", s.name_prefix)
         if env.get("GOLDENHUB_ADMIN_USERS"):
@@ -72,6 +76,7 @@ def update_spawner(c, s: Settings) -> None:
     c.JupyterHub.hub_port = s.hub_port
     c.JupyterHub.spawner_class = "golden"
     c.GoldenSpawner.courses_dir = str(s.courses_dir)
+    c.GoldenSpawner.catalog_db_url = s.db_url
     c.GoldenSpawner.name_prefix = s.name_prefix
     c.GoldenSpawner.network_name = s.network
     c.GoldenSpawner.use_internal_ip = True
@@ -83,9 +88,59 @@ def update_spawner(c, s: Settings) -> None:
     c.JupyterHub.concurrent_spawn_limit = 1000
 
 
+def update_branding(c, s: Settings) -> None:
+    """Hub pages show the current logo and favicon (uploads apply without a restart)."""
+    from hub_ext.branding import TEMPLATES_DIR
+    from hub_ext.branding_handlers import make_handlers, template_versions
+
+    c.JupyterHub.template_paths.prepend([str(TEMPLATES_DIR)])
+    c.JupyterHub.extra_handlers.extend(make_handlers(s.state_dir))
+    c.JupyterHub.template_vars.update({"goldenhub_branding": template_versions(s.state_dir)})
+
+
+GOLDENHUB_SCOPES = {
+    "custom:goldenhub:templates": {"description": "Create, edit and roll back environment templates."},
+    "custom:goldenhub:reset": {"description": "Reset students' environments and manage their backups; "
+                               "filter with !group=<course group> for a course's instructors."},
+    "custom:goldenhub:branding": {"description": "Upload the platform's logo and favicon."},
+}
+
+
+def update_service(c, s: Settings) -> None:
+    """The goldenhub service (API and pages) under /services/goldenhub/, and its roles."""
+    import sys
+
+    env = {
+        "GOLDENHUB_STATE_DIR": str(s.state_dir),
+        "GOLDENHUB_COURSES_DIR": str(s.courses_dir),
+        "GOLDENHUB_PREFIX": s.name_prefix,
+        "GOLDENHUB_DB_URL": s.db_url,
+    }
+    passed_on = ("DOCKER_HOST", "GOLDENHUB_HELPER_IMAGE", "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS")
+    env.update({k: v for k, v in os.environ.items() if k in passed_on})
+    c.JupyterHub.services = [{
+        "name": "goldenhub",
+        "url": f"http://127.0.0.1:{s.service_port}",  # loopback: only the proxy reaches it
+        "command": [sys.executable, "-m", "hub_ext.service"],
+        "environment": env,
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": list(GOLDENHUB_SCOPES),
+    }]
+    c.JupyterHub.custom_scopes = GOLDENHUB_SCOPES
+    c.JupyterHub.load_roles = [
+        # Every user may open the service (their own environments, self-reset).
+        {"name": "user", "scopes": ["self", "access:services!service=goldenhub"]},
+        {"name": "goldenhub-service", "services": ["goldenhub"],
+         "scopes": ["list:users", "read:users", "read:groups", "admin:servers", "admin:server_state"]},
+        {"name": "goldenhub-admin", "users": list(s.admin_users), "scopes": list(GOLDENHUB_SCOPES)},
+    ]
+
+
 def apply_all(c, s: Settings | None = None) -> Settings:
     s = s or Settings.from_env()
     update_hub(c, s)
     update_auth(c, s)
     update_spawner(c, s)
+    update_branding(c, s)
+    update_service(c, s)
     return s

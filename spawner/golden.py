@@ -14,8 +14,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Dict, Float, Int, List, Unicode, default
 
 from hub_ext import paths, rules
-from hub_ext.catalog import Catalog, CatalogError, Template, load_catalog
-from spawner import container, names
+from hub_ext.catalog import Catalog, CatalogError, Template
+from hub_ext.resets import reset_marker
+from hub_ext.templates_store import load_full_catalog
+from spawner import branding, container, names
 from spawner.admission import Admission, QueueTimeout
 from spawner.form import make_options_form, options_from_form
 from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared
@@ -40,6 +42,11 @@ class GoldenSpawner(DockerSpawner):
     def _default_courses_dir(self):
         return str(paths.courses_dir())
 
+    catalog_db_url = Unicode(
+        "", config=True,
+        help="SQLAlchemy URL of the goldenhub service's database, whose runtime-created templates join "
+        "the course files' (e.g. sqlite:////srv/goldenhub/state/goldenhub.sqlite). Empty: files only.",
+    )
     courseware_schemes = List(
         Unicode(), list(rules.GIT_SCHEMES), config=True,
         help="URL schemes a courseware repository may use (default: https, http, git, ssh). "
@@ -108,7 +115,7 @@ class GoldenSpawner(DockerSpawner):
 
     def load_catalog(self) -> Catalog:
         try:
-            return load_catalog(self.courses_dir, tuple(self.courseware_schemes))
+            return load_full_catalog(self.courses_dir, self.catalog_db_url or None, tuple(self.courseware_schemes))
         except CatalogError as e:
             self.log.error("Course catalog %s has errors:\n%s", self.courses_dir, e)
             raise web.HTTPError(503, "The course catalog has errors; an administrator has been told.")
@@ -133,7 +140,8 @@ class GoldenSpawner(DockerSpawner):
     def _render_options_form(self, spawner=None) -> str:
         templates = self.allowed_templates()
         allocator = self.allocator
-        gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total) for t in templates if t.gpus}
+        gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total)
+                for t in templates if t.gpus and allocator.total}
         blocked = {t.id: self.gpu_availability(t) for t in templates}
         return make_options_form(templates, self.user_options.get("template"), gpus, blocked)
 
@@ -202,6 +210,9 @@ class GoldenSpawner(DockerSpawner):
 
     async def ensure_home_volume(self, template: Template) -> str:
         volume = self.home_volume_for(template.course)
+        if reset_marker(paths.state_dir(), volume).exists():
+            raise StartFailed(f"Your {template.course} environment is being reset right now; "
+                              "start it again in a minute.")
         labels = {"goldenhub.user": self.user.name, "goldenhub.course": template.course}
         try:
             await self.docker("inspect_volume", volume)
@@ -311,7 +322,13 @@ class GoldenSpawner(DockerSpawner):
         except Exception as e:
             raise StartFailed(_explain_docker_error(e, template)) from None
 
+    def get_env(self):
+        env = super().get_env()
+        return {**env, **branding.make_branding_env(env)}
+
     async def start_object(self):
+        # The current logo and favicon go in before Jupyter starts (never fatal).
+        await branding.install_branding(self, paths.state_dir())
         try:
             await super().start_object()
         except Exception as e:

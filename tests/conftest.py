@@ -3,6 +3,7 @@ courseware lives on a real git remote) for the integration and browser tests."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -18,9 +19,10 @@ from hub_ext import samples
 from spawner.network import ensure_network
 from tests.helpers import GitRemote, copy_courses, remove_docker_objects, start_hub, wait_for
 
-PREFIX = "ghtest"
-HUB_PORT = 18000
-TEST_GIT_PORT = 19418
+# Overridable so that two test runs on one machine do not share ports or containers.
+PREFIX = os.environ.get("GOLDENHUB_TEST_PREFIX", "ghtest")
+HUB_PORT = int(os.environ.get("GOLDENHUB_TEST_PORT", "18000"))
+TEST_GIT_PORT = HUB_PORT + 1418
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +87,27 @@ def hub(tmp_path_factory, courses_dir):
     remove_docker_objects(PREFIX)
     courses = courses_dir
     # Two declared GPUs: this host has no driver, so GPU starts get as far as Docker.
+    (courses / "sec.yaml").write_text(textwrap.dedent("""\
+        id: sec
+        title: Security course, for its group only
+        templates:
+          - id: sec-cpu
+            title: Security (CPU)
+            image: goldenhub/course-intro-python:latest
+            gpus: 0
+            cpu: 1
+            memory: 512M
+            groups: [sec-students]
+        """))
+    extra = (
+        # Two declared GPUs: this host has no driver, so GPU starts get as far as Docker.
+        "c.GoldenSpawner.gpu_inventory = ['GPU-test-0', 'GPU-test-1']\n"
+        # The instructor of course sec may reset only members of its group.
+        "c.JupyterHub.load_roles.append({'name': 'sec-instructor', 'users': ['sec-teacher'],"
+        " 'scopes': ['custom:goldenhub:reset!group=sec-students']})\n"
+    )
     hub = start_hub(tmp_path_factory.mktemp("hub-state"), courses, HUB_PORT, PREFIX, secrets.token_hex(16),
-                    extra_config="c.GoldenSpawner.gpu_inventory = ['GPU-test-0', 'GPU-test-1']\n")
+                    extra_config=extra)
     yield hub
     for user in hub.request("GET", "/users").json():
         if user.get("servers"):

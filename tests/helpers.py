@@ -172,9 +172,10 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
     state_dir.mkdir(parents=True, exist_ok=True)
     config = state_dir / "test_config.py"
     config.write_text(
-        "c.JupyterHub.services = [{'name': 'goldenhub-tests', 'api_token': %r}]\n"
-        "c.JupyterHub.load_roles = [{'name': 'goldenhub-tests', 'services': ['goldenhub-tests'],"
-        " 'scopes': ['admin:users', 'admin:servers', 'access:servers', 'list:users']}]\n" % token
+        "c.JupyterHub.services.append({'name': 'goldenhub-tests', 'api_token': %r})\n"
+        "c.JupyterHub.load_roles.append({'name': 'goldenhub-tests', 'services': ['goldenhub-tests'],"
+        " 'scopes': ['admin:users', 'admin:servers', 'access:servers', 'list:users', 'tokens',"
+        " 'access:services', 'admin:groups']})\n" % token
         + extra_config
     )
     env = dict(
@@ -184,6 +185,7 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
         GOLDENHUB_BIND_URL=f"http://127.0.0.1:{port}",
         GOLDENHUB_HUB_PORT=str(port + 1),
         GOLDENHUB_PROXY_API_PORT=str(port + 2),
+        GOLDENHUB_SERVICE_PORT=str(port + 3),
         GOLDENHUB_PREFIX=prefix,
         GOLDENHUB_EXTRA_CONFIG=str(config),
     )

@@ -1,0 +1,130 @@
+"""A course-wide reset: move N students' homes to verified backups, N at a time bounded.
+
+Creates N home volumes (named and labelled as the spawner makes them) holding a few MB each
+(a random data file, a notebook checkpoint directory, small files), then resets all of them
+through hub_ext.resets.move_home_to_backup in a thread pool, as the hub service does, and
+removes everything it created. There is no stock comparison: stock DockerSpawner has no
+reset (an admin removes containers and volumes by hand, losing the files).
+
+    python benchmarks/reset.py --homes 100 --concurrency 4 --mb 4 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+
+if __package__ in (None, ""):  # run as a script: make the repo's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hub_ext import resets  # noqa: E402
+from spawner import names  # noqa: E402
+from tests.helpers import remove_docker_objects  # noqa: E402
+
+COURSE = "bench-course"
+HELPER_IMAGE = "goldenhub/os-base:bookworm"
+HOMES_PER_WRITER = 25  # volumes one data-making container mounts
+MAX_MB = 64  # per home: keeps a run within the disk of these machines
+WRITE_TIMEOUT = 600  # seconds for one data-making container
+
+
+def make_homes(client: docker.DockerClient, prefix: str, count: int, mb: int, image: str) -> list[str]:
+    """N labelled home volumes with ~mb MB each, filled by one container per batch."""
+    homes = []
+    for i in range(count):
+        name = names.home_volume_name(prefix, f"student{i:03d}", COURSE)
+        client.volumes.create(name=name, labels={"goldenhub.user": f"student{i:03d}", "goldenhub.course": COURSE})
+        homes.append(name)
+    fill = (f"head -c {mb}M /dev/urandom > /tmp/data.bin && for h in /homes/*; do "
+            "cp /tmp/data.bin $h/data.bin && mkdir -p $h/.ipynb_checkpoints $h/notes && "
+            "for n in $(seq 1 20); do echo \"note $n of $h\" > $h/notes/$n.md; done && "
+            "echo '{\"cells\": []}' > $h/.ipynb_checkpoints/lab-checkpoint.ipynb && "
+            "chown -R 1000:100 $h || exit 1; done")
+    for start in range(0, count, HOMES_PER_WRITER):
+        batch = homes[start:start + HOMES_PER_WRITER]
+        container = client.containers.run(
+            image, entrypoint=["sh", "-c", fill], user="0:0", network_mode="none", detach=True,
+            name=f"{prefix}-writer-{start}",
+            volumes={h: {"bind": f"/homes/{n}", "mode": "rw"} for n, h in enumerate(batch)})
+        try:
+            code = container.wait(timeout=WRITE_TIMEOUT)["StatusCode"]
+            if code != 0:
+                raise RuntimeError(f"making homes failed: {container.logs().decode()[-1000:]}")
+        finally:
+            container.remove(force=True)
+    return homes
+
+
+def reset_all(client: docker.DockerClient, homes: list[str], concurrency: int, image: str) -> list[dict]:
+    def one(home: str) -> dict:
+        user = client.volumes.get(home).attrs["Labels"]["goldenhub.user"]
+        started = time.monotonic()
+        try:
+            backup = resets.move_home_to_backup(client, home, user=user, course=COURSE, helper_image=image)
+            return {"home": home, "ok": backup is not None, "seconds": time.monotonic() - started,
+                    "bytes": backup.size_bytes if backup else 0, "error": None}
+        except resets.ResetError as e:
+            return {"home": home, "ok": False, "seconds": time.monotonic() - started, "bytes": 0, "error": str(e)}
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, homes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--homes", type=int, default=100, help="students in the course (default 100)")
+    parser.add_argument("--concurrency", type=int, default=4, help="resets at once (default 4)")
+    parser.add_argument("--mb", type=int, default=4, help=f"MB of data per home (default 4, at most {MAX_MB})")
+    parser.add_argument("--prefix", default="ghbench-reset", help="name prefix of everything created")
+    parser.add_argument("--helper-image", default=HELPER_IMAGE, help="image of the copying containers")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args(argv)
+    if not 1 <= args.mb <= MAX_MB or args.homes < 1 or args.concurrency < 1:
+        parser.error(f"--homes and --concurrency must be at least 1 and --mb within 1..{MAX_MB}")
+
+    client = docker.from_env()
+    remove_docker_objects(args.prefix)
+    try:
+        started = time.monotonic()
+        homes = make_homes(client, args.prefix, args.homes, args.mb, args.helper_image)
+        print(f"made {len(homes)} homes of ~{args.mb} MB in {time.monotonic() - started:.1f} s", flush=True)
+
+        started = time.monotonic()
+        results = reset_all(client, homes, args.concurrency, args.helper_image)
+        total = time.monotonic() - started
+        backups = [b for b in resets.list_backups(client, course=COURSE) if b.volume.startswith(args.prefix)]
+        existing = {v.name for v in client.volumes.list(filters={"name": args.prefix})}
+        left = [h for h in homes if h in existing]
+    finally:
+        remove_docker_objects(args.prefix)
+
+    ok = [r for r in results if r["ok"]]
+    seconds = sorted(r["seconds"] for r in ok) or [0.0]
+    moved = sum(r["bytes"] for r in ok)
+    print(f"course-wide reset of {args.homes} homes, {args.concurrency} at a time "
+          f"(copy + sha256 verification + removal of the home each):")
+    print(f"  ok: {len(ok)}/{args.homes}; backups made: {len(backups)}; homes left: {len(left)}")
+    print(f"  total: {total:.1f} s; {moved / 2**20:.0f} MB moved, {moved / 2**20 / total:.1f} MB/s")
+    print(f"  per student: {total / args.homes:.2f} s of the total; each reset p50 "
+          f"{statistics.median(seconds):.2f} s, max {seconds[-1]:.2f} s; "
+          f"{moved / max(len(ok), 1) / 2**20:.1f} MB moved each")
+    for r in results:
+        if r["error"]:
+            print(f"  failed {r['home']}: {r['error']}")
+    print("  no stock comparison: stock DockerSpawner has no reset (an admin deletes volumes by hand, "
+          "losing the files)")
+    if args.json:
+        args.json.write_text(json.dumps({"homes": args.homes, "concurrency": args.concurrency, "mb": args.mb,
+                                         "total_s": total, "ok": len(ok), "results": results}, indent=1))
+    return 0 if len(ok) == args.homes else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Branding: the admin's logo and favicon, checked by content and stored atomically.
+
+Rules: the file type is sniffed from the bytes (a filename or a declared type is never
+trusted); only raster formats a browser shows as an image are kept (SVG can carry
+scripts); a bad upload changes nothing. Without an upload the defaults shipped in
+branding/static/ are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hub_ext.paths import REPO_ROOT
+
+DEFAULTS_DIR = REPO_ROOT / "branding" / "static"
+TEMPLATES_DIR = REPO_ROOT / "branding" / "templates"
+KINDS = ("logo", "favicon")
+MAX_BYTES = {"logo": 1024 * 1024, "favicon": 256 * 1024}
+MAX_SIDE = 4096  # pixels, width and height
+ALLOWED = {"logo": ("png", "jpg"), "favicon": ("ico", "png")}
+MIME = {"png": "image/png", "jpg": "image/jpeg", "ico": "image/x-icon"}
+NAMES = {"png": "PNG", "jpg": "JPEG", "ico": "ICO"}
+DEFAULTS = {"logo": ("logo.png", "image/png"), "favicon": ("favicon.ico", "image/x-icon")}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class BrandingError(ValueError):
+    """An upload that cannot be used; the message says what is wrong and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    mime: str
+    ext: str
+
+
+@dataclass(frozen=True)
+class Current:
+    path: Path
+    mime: str
+    sha256: str
+    custom: bool  # False: the shipped default
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _allowed_text(kind: str) -> str:
+    names = [NAMES[e] for e in ALLOWED[kind]]
+    return f"{' or '.join(names)} (at most {MAX_BYTES[kind] // 1024} KiB)"
+
+
+def _check_side(what: str, width: int, height: int) -> None:
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise BrandingError(f"{what} is {width}x{height} pixels; width and height must be 1 to {MAX_SIDE}.")
+
+
+def _check_png(data: bytes) -> None:
+    """Signature, IHDR first with a sane size, every chunk complete with a good CRC, IEND last."""
+    pos, first = len(PNG_SIGNATURE), True
+    while True:
+        if pos + 8 > len(data):
+            raise BrandingError("This PNG file is truncated (it ends before its IEND chunk); upload the whole file.")
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        end = pos + 8 + length + 4
+        if end > len(data):
+            raise BrandingError("This PNG file is truncated or damaged (a chunk runs past the end of the file).")
+        body = data[pos + 8:pos + 8 + length]
+        if zlib.crc32(ctype + body) != struct.unpack(">I", data[end - 4:end])[0]:
+            raise BrandingError("This PNG file is damaged (a chunk checksum does not match).")
+        if first:
+            if ctype != b"IHDR" or length != 13:
+                raise BrandingError("This PNG file is damaged (it does not start with an IHDR header).")
+            _check_side("The PNG image", *struct.unpack(">II", body[:8]))
+            first = False
+        if ctype == b"IEND":
+            return
+        pos = end
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _check_jpeg(data: bytes) -> None:
+    """SOI, then marker segments up to a start-of-frame with a sane size, and an EOI after it."""
+    pos = 2
+    while True:
+        while pos < len(data) and data[pos] == 0xFF and pos + 1 < len(data) and data[pos + 1] == 0xFF:
+            pos += 1  # fill bytes
+        if pos + 4 > len(data) or data[pos] != 0xFF:
+            raise BrandingError("This JPEG file is truncated or damaged (no image frame header found).")
+        marker = data[pos + 1]
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        if length < 2 or pos + 2 + length > len(data):
+            raise BrandingError("This JPEG file is truncated or damaged (a segment runs past the end of the file).")
+        if marker in _SOF:
+            if length < 8:
+                raise BrandingError("This JPEG file is damaged (its frame header is too short).")
+            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            _check_side("The JPEG image", width, height)
+            if b"\xff\xd9" not in data[pos + 2 + length:]:
+                raise BrandingError("This JPEG file is truncated (it has no end-of-image marker); upload the whole file.")
+            return
+        if marker == 0xDA:  # scan data before any frame header
+            raise BrandingError("This JPEG file is damaged (image data comes before its frame header).")
+        pos += 2 + length
+
+
+def _check_ico(data: bytes) -> None:
+    """ICONDIR with 1..64 entries, each pointing at a complete PNG or BMP image inside the file."""
+    if len(data) < 6:
+        raise BrandingError("This ICO file is truncated; upload the whole file.")
+    _, _, count = struct.unpack("<HHH", data[:6])
+    if not 1 <= count <= 64:
+        raise BrandingError(f"This ICO file says it holds {count} images; an icon must hold 1 to 64.")
+    table_end = 6 + 16 * count
+    if table_end > len(data):
+        raise BrandingError("This ICO file is truncated (its image table is incomplete).")
+    for i in range(count):
+        _w, _h, _c, _r, _p, _b, size, offset = struct.unpack("<BBBBHHII", data[6 + 16 * i:22 + 16 * i])
+        if size == 0 or offset < table_end or offset + size > len(data):
+            raise BrandingError(f"This ICO file is truncated or damaged (image {i + 1} lies outside the file).")
+        image = data[offset:offset + size]
+        if image.startswith(PNG_SIGNATURE):
+            _check_png(image)
+        elif len(image) < 40 or struct.unpack("<I", image[:4])[0] not in (40, 108, 124):
+            raise BrandingError(f"This ICO file is damaged (image {i + 1} is neither PNG nor bitmap).")
+
+
+def _looks_like_svg(data: bytes) -> bool:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith(b"<") and b"<svg" in head
+
+
+def sniff(data: bytes) -> str | None:
+    """The file type by its magic bytes: 'png', 'jpg', 'ico', 'svg' or None."""
+    if data.startswith(PNG_SIGNATURE):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x00\x00\x01\x00"):
+        return "ico"
+    if _looks_like_svg(data):
+        return "svg"
+    return None
+
+
+def validate_upload(kind: str, data: bytes, filename: str | None = None,
+                    declared_type: str | None = None) -> Upload:
+    """Check an uploaded logo or favicon by its content. filename and declared_type are
+    accepted for the caller's convenience and deliberately ignored: clients lie."""
+    if kind not in KINDS:
+        raise BrandingError(f"Unknown branding item {kind!r}; choose one of: {', '.join(KINDS)}.")
+    allowed = _allowed_text(kind)
+    if not data:
+        raise BrandingError(f"The {kind} file is empty. Upload a {allowed} image.")
+    if len(data) > MAX_BYTES[kind]:
+        raise BrandingError(f"The {kind} file is {len(data) / 1024:.0f} KiB, larger than the limit. "
+                            f"Upload a {allowed} image.")
+    ext = sniff(data)
+    if ext == "svg":
+        raise BrandingError(f"SVG images are not accepted for the {kind}: an SVG file can carry scripts "
+                            f"that would run on the hub's pages. Upload a {allowed} image instead.")
+    if ext not in ALLOWED[kind]:
+        found = f"{'an' if ext == 'ico' else 'a'} {NAMES[ext]} image" if ext else "not an image in a format we accept"
+        raise BrandingError(f"The {kind} file is {found} (judged by its content, not its name). "
+                            f"Upload a {allowed} image.")
+    {"png": _check_png, "jpg": _check_jpeg, "ico": _check_ico}[ext](data)
+    return Upload(mime=MIME[ext], ext=ext)
+
+
+# --- storage -----------------------------------------------------------------------
+
+def branding_dir(state_dir: Path | str) -> Path:
+    return Path(state_dir) / "branding"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def store_branding(state_dir: Path | str, kind: str, data: bytes) -> Upload:
+    """Validate, then make `data` the current logo or favicon. Raises BrandingError and
+    changes nothing when the upload is not acceptable."""
+    upload = validate_upload(kind, data)
+    folder = branding_dir(state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / f"{kind}.{upload.ext}"
+    meta = {"file": image.name, "mime": upload.mime, "ext": upload.ext, "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "updated": utcnow().isoformat()}
+    _write_atomic(image, data)
+    _write_atomic(folder / f"{kind}.json", json.dumps(meta, indent=1).encode())
+    for old in folder.glob(f"{kind}.*"):  # exactly one current file per kind
+        if old.name not in (image.name, f"{kind}.json") and not old.name.startswith("."):
+            old.unlink(missing_ok=True)
+    return upload
+
+
+def _default_sha(kind: str) -> str:
+    return hashlib.sha256((DEFAULTS_DIR / DEFAULTS[kind][0]).read_bytes()).hexdigest()
+
+
+def describe(state_dir: Path | str, kind: str) -> Current:
+    """The logo or favicon in use now: the stored upload, else the shipped default."""
+    if kind not in KINDS:
+        raise BrandingError(f"Unknown branding item {kind!r}; choose one of: {', '.join(KINDS)}.")
+    folder = branding_dir(state_dir)
+    try:
+        meta = json.loads((folder / f"{kind}.json").read_text())
+        path = folder / meta["file"]
+        if path.parent == folder and path.is_file():
+            return Current(path, meta["mime"], meta["sha256"], True)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    name, mime = DEFAULTS[kind]
+    return Current(DEFAULTS_DIR / name, mime, _default_sha(kind), False)
+
+
+def current_branding(state_dir: Path | str, kind: str) -> tuple[Path, str]:
+    current = describe(state_dir, kind)
+    return current.path, current.mime
+
+
+def reset_branding(state_dir: Path | str, kind: str) -> None:
+    """Back to the shipped default: the pointer goes first, then the stored file."""
+    if kind not in KINDS:
+        raise BrandingError(f"Unknown branding item {kind!r}; choose one of: {', '.join(KINDS)}.")
+    folder = branding_dir(state_dir)
+    (folder / f"{kind}.json").unlink(missing_ok=True)
+    for old in folder.glob(f"{kind}.*"):
+        old.unlink(missing_ok=True)

@@ -1,0 +1,121 @@
+"""The service's own database: SQLAlchemy models and the schema check.
+
+The schema is owned by alembic migrations (hub_ext/migrations). A new database is created
+at the newest schema; an existing one at an older schema is refused with the command that
+upgrades it, never migrated behind the admin's back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditEntry(Base):
+    """One admin or student action on someone's environment: who, whom, when, result."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target_user: Mapped[str] = mapped_column(String(255), index=True)
+    course: Mapped[str] = mapped_column(String(64), default="")
+    result: Mapped[str] = mapped_column(String(32))  # ok | failed | refused
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "action": self.action,
+                "user": self.target_user, "course": self.course, "result": self.result, "detail": self.detail}
+
+
+class SchemaError(RuntimeError):
+    pass
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def open_database(url: str) -> sessionmaker:
+    """Engine and session factory for `url`; creates a new database at the newest schema,
+    refuses one at an older schema."""
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    current = current_revision(engine)
+    if current is None and set(inspect(engine).get_table_names()) <= {"alembic_version"}:
+        upgrade(url)
+    elif current != head_revision():
+        raise SchemaError(
+            f"The goldenhub database {engine.url.render_as_string(hide_password=True)} is at schema "
+            f"{current or 'none'}, this version needs {head_revision()}. "
+            "Back it up, then run: goldenhub db upgrade")
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+class TemplateRecord(Base):
+    """A template created at runtime (templates from course files are not stored here)."""
+
+    __tablename__ = "templates"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    course: Mapped[str] = mapped_column(String(40))
+    course_title: Mapped[str] = mapped_column(String(100), default="")
+    current: Mapped[int] = mapped_column(Integer)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TemplateRevision(Base):
+    """One edit of a template: the whole template as it became, who, when, and the diff."""
+
+    __tablename__ = "template_revisions"
+    __table_args__ = (UniqueConstraint("template_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(40), ForeignKey("templates.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)  # JSON of the template's fields
+    author: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    diff: Mapped[str] = mapped_column(Text, default="")
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "author": self.author, "at": self.at.isoformat(),
+                "comment": self.comment, "diff": self.diff}

@@ -1,0 +1,185 @@
+"""Admin pages: per course its students (server status, GPUs, image version, last activity)
+with stop / reset / reset-all; templates (list, create, edit as YAML, roll back); branding
+uploads; backups and the audit log. Each section needs its own scope."""
+
+from __future__ import annotations
+
+import asyncio
+
+import yaml
+from tornado import web
+from tornado.escape import url_escape
+
+from hub_ext import branding
+from hub_ext import templates_store as store
+from hub_ext.db import AuditEntry
+from hub_ext.paths import state_dir
+from hub_ext.service.base import BRANDING_SCOPE, RESET_SCOPE, TEMPLATES_SCOPE
+from hub_ext.service.pages import PageHandler
+from hub_ext.service.resets_api import authorize_reset, reset_many
+
+ANY_ADMIN_SCOPE = (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE)
+
+
+class AdminHandler(PageHandler):
+    def require(self, scope: str | None = None) -> None:
+        wanted = (scope,) if scope else ANY_ADMIN_SCOPE
+        if not any(s == w or s.startswith(w + "!") for s in self.scopes for w in wanted):
+            raise web.HTTPError(403, f"This page needs the scope {' or '.join(wanted)}")
+
+    def back(self, message: str, anchor: str = "") -> None:
+        self.redirect(f"{self.settings['prefix']}admin?message={url_escape(message)}{anchor}")
+
+
+def _image_version(client, container_name: str) -> str:
+    try:
+        container = client.containers.get(container_name)
+        labels = container.image.labels or {}
+        return labels.get("org.opencontainers.image.version") or container.image.short_id
+    except Exception:
+        return ""
+
+
+class AdminPage(AdminHandler):
+    @web.authenticated
+    async def get(self):
+        self.require()
+        catalog = self.ctx.catalog()
+        users = await self.ctx.hub.users()
+        rows: dict[str, list[dict]] = {cid: [] for cid in catalog.courses}
+        homes = {cid: await asyncio.to_thread(self.ctx.users_with_homes, cid) for cid in catalog.courses}
+        for u in users:
+            server = u.get("servers", {}).get("") or {}
+            state = server.get("state") or {}
+            template = catalog.templates.get(state.get("template", ""))
+            running = bool(server.get("ready") or server.get("pending"))
+            for cid in catalog.courses:
+                if u["name"] in homes[cid] or (template and template.course == cid):
+                    here = bool(template and template.course == cid and running)
+                    name = state.get("object_name", "")
+                    rows[cid].append({
+                        "name": u["name"], "status": (server.get("pending") or "running") if here else "stopped",
+                        "template": template.id if here else "", "gpus": ", ".join(state.get("gpus", [])) if here else "",
+                        "image": await asyncio.to_thread(_image_version, self.ctx.docker, name) if here and name else "",
+                        "last_activity": u.get("last_activity") or "",
+                    })
+        with self.ctx.db() as s:
+            audit = s.query(AuditEntry).order_by(AuditEntry.id.desc()).limit(50).all()
+        self.render_page("admin.html", courses=catalog.courses, rows=rows, catalog=catalog, audit=audit,
+                         backups=self.ctx.backups() if RESET_SCOPE in self.scopes else [],
+                         message=self.get_argument("message", ""),
+                         can={"reset": any(s.startswith(RESET_SCOPE) for s in self.scopes),
+                              "templates": TEMPLATES_SCOPE in self.scopes,
+                              "branding": BRANDING_SCOPE in self.scopes},
+                         logo=branding.describe(state_dir(), "logo"),
+                         favicon=branding.describe(state_dir(), "favicon"))
+
+
+class AdminActionPage(AdminHandler):
+    """POSTed forms: stop, reset, reset-all (after a confirmation naming how many)."""
+
+    @web.authenticated
+    async def get(self, action: str):
+        self.require(RESET_SCOPE)
+        if action != "reset-all":
+            raise web.HTTPError(404)
+        course = self.get_argument("course")
+        students = sorted(self.ctx.users_with_homes(course))
+        self.render_page("confirm_reset_all.html", course=self.ctx.catalog().courses[course], students=students)
+
+    @web.authenticated
+    async def post(self, action: str):
+        course = self.get_body_argument("course", "")
+        if course not in self.ctx.catalog().courses:
+            raise web.HTTPError(400, f"No such course: {course}")
+        if action == "stop":
+            user = self.get_body_argument("user")
+            await authorize_reset(self.ctx, self.scopes, self.username, [user], course)
+            await self.ctx.hub.stop_server(user)
+            self.ctx.audit(self.username, "stop", user, course, "ok")
+            return self.back(f"Stopped {user}'s server")
+        if action == "reset":
+            targets = [self.get_body_argument("user")]
+        elif action == "reset-all":
+            if self.get_body_argument("confirm", "") != course:
+                raise web.HTTPError(400, f"Type the course id {course} to confirm resetting every student")
+            targets = sorted(self.ctx.users_with_homes(course))
+        else:
+            raise web.HTTPError(404, f"No such action: {action}")
+        await authorize_reset(self.ctx, self.scopes, self.username, targets, course)
+        results = await reset_many(self.ctx, self.username, targets, course)
+        failed = [r for r in results if r["result"] != "ok"]
+        self.back(f"Reset {len(results) - len(failed)} of {len(results)} in {course}"
+                  + (f"; failed: {', '.join(r['user'] + ' (' + r['message'] + ')' for r in failed)}" if failed else ""))
+
+
+class TemplateEditPage(AdminHandler):
+    """A template as YAML: create (id 'new') or edit, with its revisions to roll back to."""
+
+    @web.authenticated
+    def get(self, tid: str):
+        self.require(TEMPLATES_SCOPE)
+        self.show(tid)
+
+    def show(self, tid: str, text: str | None = None, error: str = "", course: str = "") -> None:
+        revisions, record = [], None
+        with self.ctx.db() as session:
+            if tid != "new":
+                try:
+                    record = store.get(session, self.ctx.file_catalog(), tid)
+                except store.StoreError as e:
+                    raise web.HTTPError(e.status, str(e))
+                revisions = store.revisions(session, tid)
+                text = text if text is not None else store.template_yaml(store.current_data(session, record))
+        self.render_page("template_edit.html", tid=tid, text=text or "", error=error, revisions=revisions,
+                         course=course or (record.course if record else ""))
+
+    @web.authenticated
+    def post(self, tid: str):
+        self.require(TEMPLATES_SCOPE)
+        text = self.get_body_argument("yaml", "")
+        course = self.get_body_argument("course", "")
+        try:
+            rollback_to = self.get_body_argument("rollback", "")
+            with self.ctx.db() as session:
+                files = self.ctx.file_catalog()
+                if rollback_to:
+                    store.rollback(session, files, tid, int(rollback_to), self.username, self.ctx.policy)
+                else:
+                    data = yaml.safe_load(text)
+                    if tid == "new":
+                        tid = store.create(session, files, course, course, data, self.username, self.ctx.policy).id
+                    else:
+                        store.update(session, files, tid, data, self.username, self.ctx.policy,
+                                     self.get_body_argument("comment", ""))
+        except yaml.YAMLError as e:
+            return self.show(tid, text, f"Not valid YAML: {e}", course)
+        except store.StoreError as e:
+            return self.show(tid, text, str(e), course)
+        self.back(f"Saved template {tid}", "#templates")
+
+
+class BrandingUploadPage(AdminHandler):
+    @web.authenticated
+    def post(self, kind: str):
+        self.require(BRANDING_SCOPE)
+        if kind not in ("logo", "favicon"):
+            raise web.HTTPError(404)
+        files = self.request.files.get("file") or []
+        if not files:
+            return self.back(f"Choose a {kind} file to upload", "#branding")
+        try:
+            branding.store_branding(state_dir(), kind, files[0]["body"])
+        except branding.BrandingError as e:
+            return self.back(f"The {kind} was not changed: {e}", "#branding")
+        self.ctx.audit(self.username, f"upload-{kind}", "", "", "ok", files[0].get("filename", ""))
+        self.back(f"The new {kind} is live on every page and in every JupyterLab started from now on", "#branding")
+
+
+def handlers(prefix: str) -> list:
+    return [
+        (prefix + r"admin", AdminPage),
+        (prefix + r"admin/(stop|reset|reset-all)", AdminActionPage),
+        (prefix + r"admin/templates/([a-z0-9-]+)", TemplateEditPage),
+        (prefix + r"admin/branding/(\w+)", BrandingUploadPage),
+    ]

@@ -1,0 +1,185 @@
+"""The goldenhub service application: create_application() wires handlers to a context
+holding the database, the hub API client and Docker; main() runs it under the hub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import docker
+from jinja2 import Environment, FileSystemLoader
+from jupyterhub.services.auth import HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from tornado import ioloop, web
+
+from hub_ext import paths, resets
+from hub_ext import templates_store as store
+from hub_ext.catalog import Catalog, load_catalog
+from hub_ext.db import AuditEntry, open_database
+from hub_ext.hubapi import HubAPI, HubAPIError
+from hub_ext.service import admin_pages, pages, resets_api, templates_api
+from hub_ext.service.base import APIHandler
+
+log = logging.getLogger("goldenhub.service")
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+class ServiceContext:
+    """Everything the handlers share. Docker calls run in threads, never on the loop."""
+
+    def __init__(self, db_url: str, courses_dir: Path, prefix: str, helper_image: str, hub: HubAPI,
+                 policy: store.Policy | None = None):
+        self.db_url = db_url
+        self.db = open_database(db_url)
+        self.policy = policy or store.Policy()
+        self.courses_dir = courses_dir
+        self.prefix = prefix
+        self.helper_image = helper_image
+        self.hub = hub
+        self.docker = docker.from_env()
+        # One lock per student: a reset and a restore of the same student never interleave.
+        self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def file_catalog(self) -> Catalog:
+        return load_catalog(self.courses_dir, self.policy.git_schemes)
+
+    def catalog(self) -> store.MergedCatalog:
+        """Course files plus templates made at runtime, as the spawner sees them."""
+        return store.load_full_catalog(self.courses_dir, self.db_url, self.policy.git_schemes)
+
+    def audit(self, actor: str, action: str, user: str, course: str, result: str, detail: str = "") -> None:
+        with self.db() as s:
+            s.add(AuditEntry(actor=actor, action=action, target_user=user, course=course, result=result, detail=detail))
+            s.commit()
+
+    def _is_ours(self, volume_name: str) -> bool:
+        return volume_name.startswith(f"{self.prefix}-home-")
+
+    def users_with_homes(self, course: str) -> set[str]:
+        found = self.docker.volumes.list(filters={"label": [f"goldenhub.course={course}"]})
+        return {v.attrs["Labels"]["goldenhub.user"] for v in found
+                if self._is_ours(v.name) and (v.attrs.get("Labels") or {}).get("goldenhub.kind") != "backup"
+                and "goldenhub.user" in (v.attrs.get("Labels") or {})}
+
+    def backups(self, user: str | None = None, course: str | None = None) -> list[resets.Backup]:
+        return [b for b in resets.list_backups(self.docker, user=user, course=course) if self._is_ours(b.volume)]
+
+    async def home_volume(self, user: str, course: str) -> str | None:
+        """The home recorded in the spawner's state; else the one Docker labels say is theirs."""
+        model = await self.hub.user(user) or {}
+        for server in model.get("servers", {}).values():
+            home = ((server.get("state") or {}).get("homes") or {}).get(course)
+            if home:
+                return home
+        found = await asyncio.to_thread(self.docker.volumes.list, filters={
+            "label": [f"goldenhub.user={user}", f"goldenhub.course={course}"]})
+        homes = [v.name for v in found if self._is_ours(v.name)
+                 and (v.attrs.get("Labels") or {}).get("goldenhub.kind") != "backup"]
+        return homes[0] if homes else None
+
+    async def reset(self, actor: str, user: str, course: str) -> dict:
+        async with self.locks[user]:
+            try:
+                home = await self.home_volume(user, course)
+                backup = None
+                if home:
+                    with resets.resetting(paths.state_dir(), home):
+                        await self.hub.stop_server(user)
+                        backup = await asyncio.to_thread(
+                            resets.move_home_to_backup, self.docker, home, user=user, course=course,
+                            helper_image=self.helper_image)
+            except (resets.ResetError, HubAPIError) as e:
+                self.audit(actor, "reset", user, course, "failed", str(e))
+                return {"user": user, "result": "failed", "message": str(e)}
+        detail = f"home moved to backup {backup.volume}" if backup else "no home yet: nothing to back up"
+        self.audit(actor, "reset", user, course, "ok", detail)
+        return {"user": user, "result": "ok", "backup": backup.volume if backup else None, "message": detail}
+
+    async def restore(self, actor: str, backup: resets.Backup) -> dict:
+        async with self.locks[backup.user]:
+            try:
+                with resets.resetting(paths.state_dir(), backup.home_volume):
+                    await self.hub.stop_server(backup.user)
+                    replaced = await asyncio.to_thread(
+                        resets.restore_backup, self.docker, backup.volume, helper_image=self.helper_image)
+            except (resets.ResetError, HubAPIError) as e:
+                self.audit(actor, "restore", backup.user, backup.course, "failed", str(e))
+                return {"user": backup.user, "result": "failed", "message": str(e)}
+        detail = f"restored {backup.volume}" + (f"; the home it replaced is in {replaced.volume}" if replaced else "")
+        self.audit(actor, "restore", backup.user, backup.course, "ok", detail)
+        return {"user": backup.user, "result": "ok", "replaced": replaced.volume if replaced else None,
+                "message": detail}
+
+    async def delete_backup(self, actor: str, backup: resets.Backup) -> dict:
+        try:
+            await asyncio.to_thread(resets.delete_backup, self.docker, backup.volume)
+        except resets.ResetError as e:
+            self.audit(actor, "delete-backup", backup.user, backup.course, "failed", str(e))
+            return {"result": "failed", "message": str(e)}
+        self.audit(actor, "delete-backup", backup.user, backup.course, "ok", backup.volume)
+        return {"result": "ok", "message": f"deleted {backup.volume}"}
+
+
+class InfoHandler(APIHandler):
+    def get(self):
+        self.write_json({"service": "goldenhub", "user": self.username,
+                         "scopes": sorted(s for s in self.scopes if s.startswith("custom:goldenhub"))})
+
+
+class OpenAPIHandler(web.RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(OPENAPI.read_text())
+
+
+def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -> web.Application:
+    templates = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True)
+    routes = [
+        (prefix + r"api/?", InfoHandler),
+        (prefix + r"api/openapi.json", OpenAPIHandler),
+        (prefix + r"oauth_callback", HubOAuthCallbackHandler),
+        *resets_api.handlers(prefix),
+        *templates_api.handlers(prefix),
+        *pages.handlers(prefix),
+        *admin_pages.handlers(prefix),
+    ]
+    return web.Application(
+        routes, goldenhub=ctx, templates=templates, prefix=prefix, cookie_secret=cookie_secret,
+        xsrf_cookies=True, login_url=url_path_join(prefix, "oauth_callback"),
+    )
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = os.environ.get(name, "")
+    return tuple(v.strip() for v in value.split(",") if v.strip()) or default
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s goldenhub] %(message)s")
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/goldenhub/")
+    state = paths.state_dir()
+    db_url = os.environ.get("GOLDENHUB_DB_URL") or f"sqlite:///{state / 'goldenhub.sqlite'}"
+    policy = store.Policy(
+        image_prefixes=_env_list("GOLDENHUB_IMAGE_PREFIXES", store.Policy.image_prefixes),
+        dataset_roots=_env_list("GOLDENHUB_DATASET_ROOTS", store.Policy.dataset_roots),
+    )
+    ctx = ServiceContext(
+        db_url, paths.courses_dir(), os.environ.get("GOLDENHUB_PREFIX", "goldenhub"),
+        os.environ.get("GOLDENHUB_HELPER_IMAGE", "goldenhub/os-base:bookworm"), HubAPI(), policy)
+    secret_file = state / "service_cookie_secret"
+    if not secret_file.exists():
+        secret_file.write_bytes(os.urandom(32).hex().encode())
+        secret_file.chmod(0o600)
+    app = create_application(ctx, prefix, secret_file.read_bytes())
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app.listen(url.port, url.hostname)
+    log.info("goldenhub service at %s%s", os.environ["JUPYTERHUB_SERVICE_URL"], prefix)
+    try:
+        ioloop.IOLoop.current().start()
+    except KeyboardInterrupt:  # the hub stops its services with SIGINT/SIGTERM
+        log.info("goldenhub service stopping")

@@ -1,0 +1,139 @@
+"""Resets, backups and the audit log over the REST API.
+
+A reset: stop the student's server through the hub API, then move their home for that
+course to a dated backup (hub_ext.resets), so the next start gets a fresh home with
+freshly pulled courseware. Every attempt is written to the audit log, refused ones too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tornado import web
+
+from hub_ext.db import AuditEntry
+from hub_ext.service.base import RESET_SCOPE, APIHandler
+
+RESET_CONCURRENCY = 4  # homes copied at once in a course-wide reset (disk-bound)
+
+
+def may_reset(scopes: set[str], actor: str, target: str, target_groups: list[str],
+              course_groups: tuple[str, ...]) -> bool:
+    """Students may reset themselves; admins anyone; a course's instructors (scope filtered
+    to one of the course's groups) only that course's students."""
+    if actor == target or RESET_SCOPE in scopes or f"{RESET_SCOPE}!user={target}" in scopes:
+        return True
+    return any(f"{RESET_SCOPE}!group={g}" in scopes for g in target_groups if g in course_groups)
+
+
+def backup_dict(b) -> dict:
+    return {"volume": b.volume, "user": b.user, "course": b.course, "home_volume": b.home_volume,
+            "created": b.created.isoformat(), "size_bytes": b.size_bytes}
+
+
+async def authorize_reset(ctx, scopes: set[str], actor: str, targets: list[str], course_id: str) -> list[str]:
+    """The targets, if `actor` may reset every one of them in this course; else 403 (and an
+    audit entry for the refusal). Unknown users are 404."""
+    course = ctx.catalog().courses[course_id]
+    course_groups = tuple(g for t in course.templates for g in t.groups)
+    for target in targets:
+        model = await ctx.hub.user(target)
+        if not may_reset(scopes, actor, target, (model or {}).get("groups", []), course_groups):
+            ctx.audit(actor, "reset", target, course_id, "refused", "missing scope")
+            raise web.HTTPError(403, f"You may not reset {target}'s {course_id} environment: "
+                                f"that needs the scope {RESET_SCOPE} for them or their course group")
+        if model is None:
+            raise web.HTTPError(404, f"No such user: {target}")
+    return targets
+
+
+async def reset_many(ctx, actor: str, targets: list[str], course_id: str) -> list[dict]:
+    limit = asyncio.Semaphore(RESET_CONCURRENCY)
+
+    async def one(target):
+        async with limit:
+            return await ctx.reset(actor, target, course_id)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+class ResetsHandler(APIHandler):
+    async def post(self):
+        body = self.json_body()
+        course_id = body.get("course")
+        catalog = self.ctx.catalog()
+        if course_id not in catalog.courses:
+            raise web.HTTPError(400, f"No such course: {course_id!r}. Courses: {', '.join(catalog.courses)}")
+        if body.get("all"):
+            if body.get("confirm") != course_id:
+                raise web.HTTPError(400, f"A course-wide reset needs \"confirm\": \"{course_id}\"")
+            targets = sorted(self.ctx.users_with_homes(course_id))
+        else:
+            user = body.get("user", self.username)
+            if not isinstance(user, str) or not user:
+                raise web.HTTPError(400, "\"user\" must be a user name")
+            targets = [user]
+        unknown = set(body) - {"course", "user", "all", "confirm"}
+        if unknown:
+            raise web.HTTPError(400, f"Unknown fields: {', '.join(sorted(unknown))}; allowed: course, user, all, confirm")
+
+        allowed = await authorize_reset(self.ctx, self.scopes, self.username, targets, course_id)
+        results = await reset_many(self.ctx, self.username, allowed, course_id)
+        failed = [r for r in results if r["result"] != "ok"]
+        self.write_json({"course": course_id, "results": results}, 500 if failed and len(allowed) == 1 else 200)
+
+
+class BackupsHandler(APIHandler):
+    def get(self):
+        user = self.get_argument("user", None)
+        if user != self.username and RESET_SCOPE not in self.scopes:
+            if user is None:
+                user = self.username  # students see their own
+            else:
+                raise web.HTTPError(403, f"Listing {user}'s backups needs the scope {RESET_SCOPE}")
+        backups = self.ctx.backups(user=user, course=self.get_argument("course", None))
+        self.write_json({"backups": [backup_dict(b) for b in backups]})
+
+
+class BackupHandler(APIHandler):
+    def _backup(self, name: str):
+        backup = next((b for b in self.ctx.backups() if b.volume == name), None)
+        if backup is None:
+            raise web.HTTPError(404, f"No such backup: {name}")
+        if RESET_SCOPE not in self.scopes:
+            raise web.HTTPError(403, f"Restoring or deleting backups needs the scope {RESET_SCOPE}")
+        return backup
+
+    async def post(self, name: str, action: str):
+        if action != "restore":
+            raise web.HTTPError(404, f"No such action: {action}; allowed: restore")
+        backup = self._backup(name)
+        result = await self.ctx.restore(self.username, backup)
+        self.write_json(result, 200 if result["result"] == "ok" else 500)
+
+    async def delete(self, name: str, action: str | None = None):
+        backup = self._backup(name)
+        if self.get_argument("confirm", "") != name:
+            raise web.HTTPError(400, f"Deleting a backup cannot be undone: repeat its name as ?confirm={name}")
+        result = await self.ctx.delete_backup(self.username, backup)
+        self.write_json(result, 200 if result["result"] == "ok" else 500)
+
+
+class AuditHandler(APIHandler):
+    def get(self):
+        if RESET_SCOPE not in self.scopes:
+            raise web.HTTPError(403, f"The audit log needs the scope {RESET_SCOPE}")
+        limit = min(int(self.get_argument("limit", "200")), 1000)
+        with self.ctx.db() as s:
+            rows = s.query(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).all()
+        self.write_json({"entries": [r.to_dict() for r in rows]})
+
+
+def handlers(prefix: str) -> list:
+    return [
+        (prefix + r"api/resets", ResetsHandler),
+        (prefix + r"api/backups", BackupsHandler),
+        (prefix + r"api/backups/([^/]+)(?:/(\w+))?", BackupHandler),
+        (prefix + r"api/audit", AuditHandler),
+    ]
+

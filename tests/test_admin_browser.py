@@ -1,0 +1,157 @@
+"""Admin and student flows in a real browser (Debian's Chromium via Playwright): a
+template edit reaches the student's next server; a student's self-reset keeps their files
+in a backup that an admin restores; an uploaded logo shows on the login page."""
+
+import base64
+import struct
+import zlib
+
+import pytest
+import requests
+import yaml
+
+from hub_ext.paths import REPO_ROOT
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.test_service import ServiceClient, user_token, volume_files
+from spawner import names
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def login(browser, hub, name, password):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_load_state()
+    return page
+
+
+def secrets(hub):
+    return yaml.safe_load((hub.state_dir / "secrets.yaml").read_text())
+
+
+def png(width, height, rgb) -> bytes:
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(hub, browser):
+    admin_api = ServiceClient(hub, user_token(hub, "admin"))
+    admin_api.call("POST", "/templates", json={"course": "runtime2", "template": {
+        "id": "edit-me", "title": "Edit me", "image": "goldenhub/course-intro-python:latest",
+        "gpus": 0, "cpu": 1, "memory": "512M"}}).raise_for_status()
+    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    try:
+        page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
+        text = page.input_value("textarea[name=yaml]")
+        assert "memory: 512M" in text
+        page.fill("textarea[name=yaml]", text.replace("memory: 512M", "memory: 640M"))
+        page.fill("input[name=comment]", "bigger datasets this week")
+        page.click("button:has-text('Save')")
+        page.wait_for_selector("#message")
+        assert "Saved template edit-me" in page.inner_text("#message")
+        page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
+        assert "bigger datasets this week" in page.inner_text("body")
+    finally:
+        page.context.close()
+    hub.spawn("edited-student", {"template": "edit-me"})
+    try:
+        assert hub.container("edited-student").attrs["HostConfig"]["Memory"] == 640 * 2**20
+    finally:
+        hub.stop("edited-student")
+        admin_api.call("DELETE", "/templates/edit-me", params={"confirm": "edit-me"})
+
+
+def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser):
+    user = "self-resetter"
+    hub.spawn(user, {"template": "lab-cpu"})
+    hub.exec(user, "echo 'my thesis' > ~/thesis.txt")
+    home = names.home_volume_name(hub.prefix, user, "lab")
+    page = login(browser, hub, user, secrets(hub)["student_password"])
+    try:
+        page.goto(f"{hub.url}/services/goldenhub/")
+        page.click("a[href$='reset?course=lab']")
+        assert "nothing is deleted" in page.inner_text("body")
+        page.fill("input[name=confirm]", "lab")
+        page.click("button:has-text('Reset my environment')")
+        result = page.inner_text("#result")
+        assert "home moved to backup" in result
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "student-self-reset.png"))
+    finally:
+        page.context.close()
+    assert hub.server(user) is None
+    backup = result.rsplit(" ", 1)[-1]
+    assert "./thesis.txt" in volume_files(backup)
+
+    admin_api = ServiceClient(hub, user_token(hub, "admin"))
+    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    try:
+        page.goto(f"{hub.url}/services/goldenhub/admin")
+        assert backup in page.inner_text("body")  # listed for the admin
+        assert "self-resetter" in page.inner_text("body")
+        page.screenshot(path=str(ARTIFACTS / "admin-page.png"), full_page=True)
+    finally:
+        page.context.close()
+    r = admin_api.call("POST", f"/backups/{backup}/restore")
+    assert r.status_code == 200, r.text
+    hub.spawn(user)
+    try:
+        assert hub.exec(user, "cat ~/thesis.txt") == (0, "my thesis\n")
+    finally:
+        hub.stop(user)
+    assert volume_files(home)
+
+
+def test_admin_uploads_a_logo_and_the_login_page_shows_it(hub, browser):
+    logo = png(64, 24, (200, 30, 120))
+    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    try:
+        page.goto(f"{hub.url}/services/goldenhub/admin#branding")
+        path = hub.state_dir / "upload-logo.png"
+        path.write_bytes(logo)
+        page.set_input_files("#upload-logo input[type=file]", str(path))
+        page.click("#upload-logo button")
+        page.wait_for_selector("#message")
+        assert "The new logo is live" in page.inner_text("#message")
+
+        bad = hub.state_dir / "evil.png"
+        bad.write_text("<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>")
+        page.goto(f"{hub.url}/services/goldenhub/admin#branding")
+        page.set_input_files("#upload-logo input[type=file]", str(bad))
+        page.click("#upload-logo button")
+        page.wait_for_selector("#message")
+        assert "The logo was not changed" in page.inner_text("#message")
+        assert "SVG" in page.inner_text("#message")
+    finally:
+        page.context.close()
+
+    anonymous = browser.new_page()
+    try:
+        anonymous.goto(f"{hub.url}/hub/login")
+        src = anonymous.eval_on_selector("img#jupyterhub-logo, .navbar-brand img, img[alt*=logo i]", "e => e.src")
+        served = requests.get(src, timeout=30)
+        assert served.content == logo and served.headers["Content-Type"] == "image/png"
+        anonymous.screenshot(path=str(ARTIFACTS / "branded-login.png"))
+    finally:
+        anonymous.close()
+        from hub_ext.branding import reset_branding
+
+        reset_branding(hub.state_dir, "logo")
