@@ -270,6 +270,7 @@ def database_url(args: argparse.Namespace) -> str:
 
 def on_database(action):
     """Run `action(url, shown_url)`, turning database errors into messages."""
+    from alembic.script import ScriptDirectory
     from alembic.util import CommandError as AlembicError
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -285,7 +286,10 @@ def on_database(action):
         try:
             return action(args, url, shown)
         except AlembicError as e:
-            raise CommandError(str(e)) from None
+            from hub_ext import db
+
+            known = [r.revision for r in ScriptDirectory.from_config(db.alembic_config(url)).walk_revisions()]
+            raise CommandError(f"{e} (revisions: base, {', '.join(reversed(known))})") from None
         except SQLAlchemyError as e:
             raise CommandError(f"Cannot use the database {shown}: {getattr(e, 'orig', None) or e}") from None
     return run

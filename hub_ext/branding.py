@@ -109,7 +109,8 @@ def _check_jpeg(data: bytes) -> None:
             height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
             _check_side("The JPEG image", width, height)
             if b"\xff\xd9" not in data[pos + 2 + length:]:
-                raise BrandingError("This JPEG file is truncated (it has no end-of-image marker); upload the whole file.")
+                raise BrandingError(
+                    "This JPEG file is truncated (it has no end-of-image marker); upload the whole file.")
             return
         if marker == 0xDA:  # scan data before any frame header
             raise BrandingError("This JPEG file is damaged (image data comes before its frame header).")

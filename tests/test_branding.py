@@ -220,7 +220,7 @@ def test_login_page_and_jupyterlab_show_the_uploaded_logo_and_favicon(hub, brows
     logo, favicon = branded
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(120_000)  # a shared 2-core machine can be slow
     try:
         page.goto(f"{hub.url}/hub/login")
         img = page.locator("#jupyterhub-logo img")

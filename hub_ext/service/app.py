@@ -22,7 +22,7 @@ from hub_ext import templates_store as store
 from hub_ext.catalog import Catalog, load_catalog
 from hub_ext.db import AuditEntry, open_database
 from hub_ext.hubapi import HubAPI, HubAPIError
-from hub_ext.service import admin_pages, pages, resets_api, templates_api
+from hub_ext.service import admin_pages, branding_api, pages, resets_api, templates_api
 from hub_ext.service.base import APIHandler
 
 log = logging.getLogger("goldenhub.service")
@@ -145,6 +145,7 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         (prefix + r"oauth_callback", HubOAuthCallbackHandler),
         *resets_api.handlers(prefix),
         *templates_api.handlers(prefix),
+        *branding_api.handlers(prefix),
         *pages.handlers(prefix),
         *admin_pages.handlers(prefix),
     ]

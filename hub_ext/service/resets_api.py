@@ -97,11 +97,11 @@ class BackupsHandler(APIHandler):
 
 class BackupHandler(APIHandler):
     def _backup(self, name: str):
+        if RESET_SCOPE not in self.scopes:
+            raise web.HTTPError(403, f"Restoring or deleting backups needs the scope {RESET_SCOPE}")
         backup = next((b for b in self.ctx.backups() if b.volume == name), None)
         if backup is None:
             raise web.HTTPError(404, f"No such backup: {name}")
-        if RESET_SCOPE not in self.scopes:
-            raise web.HTTPError(403, f"Restoring or deleting backups needs the scope {RESET_SCOPE}")
         return backup
 
     async def post(self, name: str, action: str):
