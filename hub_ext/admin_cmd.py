@@ -100,6 +100,8 @@ def confirm(args: argparse.Namespace, expected: str, question: str) -> None:
         return
     print(f"{question}\nType {expected} to confirm: ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline().strip()
+    if not sys.stdin.isatty():
+        print(file=sys.stderr)  # no echoed newline after a piped answer
     if answer != expected:
         raise CommandError(f"Not confirmed ({'no answer' if not answer else f'got {answer!r}'}); nothing changed. "
                            f"Type {expected} at the prompt, or pass --yes.")

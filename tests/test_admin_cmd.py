@@ -86,7 +86,7 @@ def test_list_reset_restore_and_delete_from_the_terminal(hub, admin):
 def test_a_course_wide_reset_needs_the_course_id_typed(hub, admin):
     refused = goldenhub(hub, "reset", "--course", "lab", "--all", token=admin, stdin="intro-python\n")
     assert refused.returncode == 1
-    assert "Type lab to confirm" in refused.stderr and "got 'intro-python'; nothing changed" in refused.stderr
+    assert "Type lab to confirm" in refused.stderr and "(got 'intro-python'); nothing changed" in refused.stderr
 
 
 def test_a_student_gets_a_clear_403(hub):
