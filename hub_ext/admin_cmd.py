@@ -63,7 +63,7 @@ class Client:
             data = None
         if r.status_code not in ok:
             message = data.get("message") if isinstance(data, dict) else None
-            raise CommandError(f"{message or r.reason} (HTTP {r.status_code} from {method} {path})")
+            raise CommandError(f"{message or r.reason} (HTTP {r.status_code} from {method} {path.split('?')[0]})")
         return data
 
     def hub(self, method: str, path: str, **kwargs):
@@ -119,7 +119,7 @@ def short_time(iso: str | None) -> str:
 
 def human_size(size: int | None) -> str:
     if size is None:
-        return "?"
+        return "-"
     for unit in ("B", "kB", "MB", "GB"):
         if size < 1000:
             return f"{size:.0f} {unit}"
@@ -130,7 +130,8 @@ def human_size(size: int | None) -> str:
 def report(results: list[dict]) -> int:
     """Print each result; 1 if any failed."""
     for r in results:
-        print(f"{r.get('user', '-')}: {r['result']}: {r.get('message', '')}")
+        who = f"{r['user']}: " if r.get("user") else ""
+        print(f"{who}{r['result']}: {r.get('message', '')}")
     return 1 if any(r["result"] != "ok" for r in results) else 0
 
 
@@ -155,6 +156,8 @@ def list_servers(args: argparse.Namespace) -> int:
     for user in users:
         for name, server in sorted(user.get("servers", {}).items()):
             state = server.get("state") or {}
+            if not state and server_status(server) == "stopped":
+                continue  # never started: nothing to show
             template = state.get("template", "")
             course = courses.get(template, "")
             if args.course and course != args.course:

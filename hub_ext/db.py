@@ -25,6 +25,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(when: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything goldenhub writes is UTC."""
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -43,7 +48,7 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "action": self.action,
+        return {"id": self.id, "at": as_utc(self.at).isoformat(), "actor": self.actor, "action": self.action,
                 "user": self.target_user, "course": self.course, "result": self.result, "detail": self.detail}
 
 
@@ -117,5 +122,5 @@ class TemplateRevision(Base):
     diff: Mapped[str] = mapped_column(Text, default="")
 
     def to_dict(self) -> dict:
-        return {"number": self.number, "author": self.author, "at": self.at.isoformat(),
+        return {"number": self.number, "author": self.author, "at": as_utc(self.at).isoformat(),
                 "comment": self.comment, "diff": self.diff}

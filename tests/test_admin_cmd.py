@@ -79,7 +79,7 @@ def test_list_reset_restore_and_delete_from_the_terminal(hub, admin):
     assert unconfirmed.returncode == 1 and "Not confirmed" in unconfirmed.stderr
     assert backup in goldenhub(hub, "backups", "list", "--user", STUDENT, token=admin).stdout
     deleted = goldenhub(hub, "backups", "delete", backup, "--yes", token=admin)
-    assert deleted.returncode == 0 and f"deleted {backup}" in deleted.stdout, deleted.stderr
+    assert deleted.returncode == 0 and deleted.stdout == f"ok: deleted {backup}\n", deleted.stderr
     assert backup not in goldenhub(hub, "backups", "list", "--user", STUDENT, token=admin).stdout
 
 

@@ -113,6 +113,23 @@ class AdminActionPage(AdminHandler):
                   + (f"; failed: {', '.join(r['user'] + ' (' + r['message'] + ')' for r in failed)}" if failed else ""))
 
 
+class BackupActionPage(AdminHandler):
+    @web.authenticated
+    async def post(self, action: str):
+        self.require(RESET_SCOPE)
+        name = self.get_body_argument("backup", "")
+        backup = next((b for b in self.ctx.backups() if b.volume == name), None)
+        if backup is None:
+            raise web.HTTPError(404, f"No such backup: {name}")
+        if action == "restore":
+            result = await self.ctx.restore(self.username, backup)
+        elif self.get_body_argument("confirm", "") != name:
+            return self.back(f"Not deleted: type the backup's name ({name}) to confirm")
+        else:
+            result = await self.ctx.delete_backup(self.username, backup)
+        self.back(result["message"] if result["result"] == "ok" else f"Failed: {result['message']}")
+
+
 class TemplateEditPage(AdminHandler):
     """A template as YAML: create (id 'new') or edit, with its revisions to roll back to."""
 
@@ -180,6 +197,7 @@ def handlers(prefix: str) -> list:
     return [
         (prefix + r"admin", AdminPage),
         (prefix + r"admin/(stop|reset|reset-all)", AdminActionPage),
+        (prefix + r"admin/(restore|delete-backup)", BackupActionPage),
         (prefix + r"admin/templates/([a-z0-9-]+)", TemplateEditPage),
         (prefix + r"admin/branding/(\w+)", BrandingUploadPage),
     ]

@@ -82,6 +82,13 @@ class ServiceContext:
                  and (v.attrs.get("Labels") or {}).get("goldenhub.kind") != "backup"]
         return homes[0] if homes else None
 
+    def remove_stopped_containers(self, home: str) -> None:
+        """A crashed server can leave its container behind, holding the home: remove it
+        (never a running one: that is the student's server, stopped through the hub)."""
+        for c in self.docker.containers.list(all=True, filters={"label": f"goldenhub.home-volume={home}"}):
+            if c.status != "running":
+                c.remove(v=False)
+
     async def reset(self, actor: str, user: str, course: str) -> dict:
         async with self.locks[user]:
             try:
@@ -90,6 +97,7 @@ class ServiceContext:
                 if home:
                     with resets.resetting(paths.state_dir(), home):
                         await self.hub.stop_server(user)
+                        await asyncio.to_thread(self.remove_stopped_containers, home)
                         backup = await asyncio.to_thread(
                             resets.move_home_to_backup, self.docker, home, user=user, course=course,
                             helper_image=self.helper_image)
