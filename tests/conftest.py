@@ -17,7 +17,7 @@ import pytest
 
 from hub_ext import samples
 from spawner.network import ensure_network
-from tests.helpers import GitRemote, copy_courses, remove_docker_objects, start_hub, wait_for
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, GitRemote, copy_courses, remove_docker_objects, start_hub, wait_for
 
 # Overridable so that two test runs on one machine do not share ports or containers.
 PREFIX = os.environ.get("GOLDENHUB_TEST_PREFIX", "ghtest")
@@ -149,3 +149,14 @@ def registry(tmp_path):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

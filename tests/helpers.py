@@ -21,6 +21,12 @@ from spawner import names
 
 WAIT_SPAWN = 240  # seconds; a bound on every wait, with a message when it runs out
 
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "artifacts"  # screenshots kept by CI
+# Without these flags Chromium keeps trying to reach Google's services from a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
 
 def wait_for(check, timeout: float, what: str, interval: float = 0.5):
     deadline = time.monotonic() + timeout

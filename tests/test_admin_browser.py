@@ -2,30 +2,17 @@
 template edit reaches the student's next server; a student's self-reset keeps their files
 in a backup that an admin restores; an uploaded logo shows on the login page."""
 
-import base64
-import struct
-import zlib
-
 import pytest
 import requests
 import yaml
 
-from hub_ext.paths import REPO_ROOT
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.helpers import ARTIFACTS
+from tests.test_branding import make_png
 from tests.test_service import ServiceClient, user_token, volume_files
 from spawner import names
 
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def login(browser, hub, name, password):
@@ -42,14 +29,6 @@ def login(browser, hub, name, password):
 
 def secrets(hub):
     return yaml.safe_load((hub.state_dir / "secrets.yaml").read_text())
-
-
-def png(width, height, rgb) -> bytes:
-    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(hub, browser):
@@ -121,7 +100,7 @@ def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser
 
 
 def test_admin_uploads_a_logo_and_the_login_page_shows_it(hub, browser):
-    logo = png(64, 24, (200, 30, 120))
+    logo = make_png(64, 24, (200, 30, 120))
     page = login(browser, hub, "admin", secrets(hub)["admin_password"])
     try:
         page.goto(f"{hub.url}/services/goldenhub/admin#branding")

@@ -18,7 +18,7 @@ from hub_ext.branding import (
     validate_upload,
 )
 from spawner import branding as lab_branding
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.helpers import ARTIFACTS
 
 # --- tiny real images, made here -------------------------------------------------------------
 
@@ -173,15 +173,6 @@ def test_branding_env_keeps_existing_config_path_and_the_config_dir():
 
 # --- real hub, real browser --------------------------------------------------------------------
 
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -1,30 +1,15 @@
 """A student in a real browser (Debian's Chromium driven by Playwright): log in, click
 Start, pick the CPU course, and land in JupyterLab with the courseware in the file browser."""
 
-from pathlib import Path
 
 import pytest
 import yaml
 
-from hub_ext.paths import REPO_ROOT
+from tests.helpers import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO_ROOT / "artifacts"
-# Without these flags Chromium keeps trying to reach Google's services from a closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def student_password(hub) -> str:

@@ -6,11 +6,8 @@ import argparse
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path

@@ -157,6 +157,6 @@ def test_course_wide_reset_and_races_leave_a_consistent_state(hub, clients):
     for user in ("lab-cat", "race-1", "race-2"):
         home = names.home_volume_name(hub.prefix, user, "lab")
         places = [v.name for v in client.volumes.list(filters={"label": f"goldenhub.user={user}"})]
-        found = [p for p in places if f"./mine.txt" in volume_files(p)]
+        found = [p for p in places if "./mine.txt" in volume_files(p)]
         assert found, f"{user}'s file is in no home and no backup: {places}"
         assert home in places or any(p.startswith(home + "-backup-") for p in places)

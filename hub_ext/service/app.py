@@ -7,7 +7,6 @@ import asyncio
 from collections import defaultdict
 import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
