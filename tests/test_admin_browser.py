@@ -55,7 +55,22 @@ def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(h
         assert hub.container("edited-student").attrs["HostConfig"]["Memory"] == 640 * 2**20
     finally:
         hub.stop("edited-student")
-        admin_api.call("DELETE", "/templates/edit-me", params={"confirm": "edit-me"})
+
+    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    try:
+        page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
+        page.click("button:has-text('Disable this template')")
+        page.wait_for_selector("#message")
+        r = hub.start("edited-student", {"template": "edit-me"})
+        assert r.status_code == 400 and "No such environment template" in r.json()["message"]
+        page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
+        page.fill("input[name=confirm]", "edit-me")
+        page.click("button:has-text('Delete')")
+        page.wait_for_selector("#message")
+        assert "Template edit-me deleted" in page.inner_text("#message")
+    finally:
+        page.context.close()
+    assert admin_api.call("GET", "/templates/edit-me").status_code == 404
 
 
 def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser):

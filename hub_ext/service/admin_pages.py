@@ -149,7 +149,8 @@ class TemplateEditPage(AdminHandler):
                 revisions = store.revisions(session, tid)
                 text = text if text is not None else store.template_yaml(store.current_data(session, record))
         self.render_page("template_edit.html", tid=tid, text=text or "", error=error, revisions=revisions,
-                         course=course or (record.course if record else ""))
+                         course=course or (record.course if record else ""),
+                         disabled=bool(record and record.disabled))
 
     @web.authenticated
     def post(self, tid: str):
@@ -158,8 +159,17 @@ class TemplateEditPage(AdminHandler):
         course = self.get_body_argument("course", "")
         try:
             rollback_to = self.get_body_argument("rollback", "")
+            state = self.get_body_argument("state", "")
             with self.ctx.db() as session:
                 files = self.ctx.file_catalog()
+                if state in ("enable", "disable"):
+                    store.set_disabled(session, files, tid, state == "disable")
+                    return self.back(f"Template {tid} {state}d", "#templates")
+                if state == "delete":
+                    if self.get_body_argument("confirm", "") != tid:
+                        return self.show(tid, None, f"Not deleted: type {tid} to confirm")
+                    store.delete(session, files, tid)
+                    return self.back(f"Template {tid} deleted (its revisions are kept)", "#templates")
                 if rollback_to:
                     store.rollback(session, files, tid, int(rollback_to), self.username, self.ctx.policy)
                 else:

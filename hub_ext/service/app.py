@@ -19,7 +19,7 @@ from tornado import ioloop, web
 from hub_ext import paths, resets
 from hub_ext import templates_store as store
 from hub_ext.catalog import Catalog, load_catalog
-from hub_ext.db import AuditEntry, open_database
+from hub_ext.db import AuditEntry, SchemaError, open_database
 from hub_ext.hubapi import HubAPI, HubAPIError
 from hub_ext.service import admin_pages, branding_api, pages, resets_api, templates_api
 from hub_ext.service.base import APIHandler
@@ -176,9 +176,13 @@ def main() -> None:
         image_prefixes=_env_list("GOLDENHUB_IMAGE_PREFIXES", store.Policy.image_prefixes),
         dataset_roots=_env_list("GOLDENHUB_DATASET_ROOTS", store.Policy.dataset_roots),
     )
-    ctx = ServiceContext(
-        db_url, paths.courses_dir(), os.environ.get("GOLDENHUB_PREFIX", "goldenhub"),
-        os.environ.get("GOLDENHUB_HELPER_IMAGE", "goldenhub/os-base:bookworm"), HubAPI(), policy)
+    try:
+        ctx = ServiceContext(
+            db_url, paths.courses_dir(), os.environ.get("GOLDENHUB_PREFIX", "goldenhub"),
+            os.environ.get("GOLDENHUB_HELPER_IMAGE", "goldenhub/os-base:bookworm"), HubAPI(), policy)
+    except SchemaError as e:
+        log.error("%s", e)  # refuse to run on a schema this version does not know
+        raise SystemExit(1) from None
     secret_file = state / "service_cookie_secret"
     if not secret_file.exists():
         secret_file.write_bytes(os.urandom(32).hex().encode())
