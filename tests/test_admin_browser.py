@@ -2,6 +2,8 @@
 template edit reaches the student's next server; a student's self-reset keeps their files
 in a backup that an admin restores; an uploaded logo shows on the login page."""
 
+import base64
+
 import pytest
 import requests
 import yaml
@@ -144,8 +146,23 @@ def test_admin_uploads_a_logo_and_the_login_page_shows_it(hub, browser):
         served = requests.get(src, timeout=30)
         assert served.content == logo and served.headers["Content-Type"] == "image/png"
         anonymous.screenshot(path=str(ARTIFACTS / "branded-login.png"))
+
+        # A student who starts now sees the uploaded logo in JupyterLab's top-left corner.
+        anonymous.set_default_timeout(120_000)
+        anonymous.fill("input[name=username]", "branded-student")
+        anonymous.fill("input[name=password]", secrets(hub)["student_password"])
+        anonymous.click("input[type=submit], button[type=submit]")
+        anonymous.wait_for_url("**/hub/spawn**")
+        anonymous.check("#template-intro-python-cpu")
+        anonymous.click("input[type=submit], button[type=submit]")
+        anonymous.wait_for_url("**/user/branded-student/lab**", timeout=240_000)
+        main_logo = anonymous.locator("#jp-MainLogo")
+        main_logo.wait_for()
+        background = main_logo.evaluate("e => getComputedStyle(e).backgroundImage")
+        assert base64.b64encode(logo).decode() in background
     finally:
         anonymous.close()
+        hub.request("DELETE", "/users/branded-student/server")
         from hub_ext.branding import reset_branding
 
         reset_branding(hub.state_dir, "logo")
