@@ -93,6 +93,7 @@ class GoldenSpawner(DockerSpawner):
     # later change of naming rules cannot detach an existing home.
     homes = Dict()
     template_id = Unicode("")
+    _start_template: Template | None = None
     gpu_ids = List(Unicode())
 
     # One allocator and one admission queue per hub process, shared by all spawners.
@@ -239,7 +240,8 @@ class GoldenSpawner(DockerSpawner):
             raise web.HTTPError(503, f"{reason}. Try again later{instead}.") from None
 
     async def start(self):
-        template = self.template
+        # Resolved once per start: every later step uses this same template.
+        template = self._start_template = self.template
         self._progress = ProgressLog()
         try:
             self.take_gpus(template)
@@ -300,7 +302,7 @@ class GoldenSpawner(DockerSpawner):
                 "an administrator must build or publish it (goldenhub images build).") from None
 
     async def create_object(self):
-        template = self.template
+        template = self._start_template
         ctx = container.ServerContext(
             user=self.user.name,
             server=self.name,
@@ -332,7 +334,7 @@ class GoldenSpawner(DockerSpawner):
         try:
             await super().start_object()
         except Exception as e:
-            raise StartFailed(_explain_docker_error(e, self.template)) from None
+            raise StartFailed(_explain_docker_error(e, self._start_template)) from None
 
     async def _wait_until_up(self, ip: str, port: int, started: float) -> None:
         """Wait for the server's HTTP answer inside the admission slot, relaying the

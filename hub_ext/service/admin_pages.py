@@ -118,7 +118,7 @@ class BackupActionPage(AdminHandler):
     async def post(self, action: str):
         self.require(RESET_SCOPE)
         name = self.get_body_argument("backup", "")
-        backup = next((b for b in self.ctx.backups() if b.volume == name), None)
+        backup = self.ctx.find_backup(name)
         if backup is None:
             raise web.HTTPError(404, f"No such backup: {name}")
         if action == "restore":

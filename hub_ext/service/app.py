@@ -59,11 +59,18 @@ class ServiceContext:
     def _is_ours(self, volume_name: str) -> bool:
         return volume_name.startswith(f"{self.prefix}-home-")
 
+    def home_volumes(self, **labels: str) -> list:
+        """This deployment's home volumes (not backups) carrying these goldenhub.* labels."""
+        found = self.docker.volumes.list(filters={"label": [f"goldenhub.{k}={v}" for k, v in labels.items()]})
+        return [v for v in found if self._is_ours(v.name)
+                and (v.attrs.get("Labels") or {}).get("goldenhub.kind") != "backup"]
+
     def users_with_homes(self, course: str) -> set[str]:
-        found = self.docker.volumes.list(filters={"label": [f"goldenhub.course={course}"]})
-        return {v.attrs["Labels"]["goldenhub.user"] for v in found
-                if self._is_ours(v.name) and (v.attrs.get("Labels") or {}).get("goldenhub.kind") != "backup"
-                and "goldenhub.user" in (v.attrs.get("Labels") or {})}
+        return {v.attrs["Labels"]["goldenhub.user"] for v in self.home_volumes(course=course)
+                if "goldenhub.user" in v.attrs["Labels"]}
+
+    def find_backup(self, name: str) -> resets.Backup | None:
+        return next((b for b in self.backups() if b.volume == name), None)
 
     def backups(self, user: str | None = None, course: str | None = None) -> list[resets.Backup]:
         return [b for b in resets.list_backups(self.docker, user=user, course=course) if self._is_ours(b.volume)]
@@ -75,11 +82,8 @@ class ServiceContext:
             home = ((server.get("state") or {}).get("homes") or {}).get(course)
             if home:
                 return home
-        found = await asyncio.to_thread(self.docker.volumes.list, filters={
-            "label": [f"goldenhub.user={user}", f"goldenhub.course={course}"]})
-        homes = [v.name for v in found if self._is_ours(v.name)
-                 and (v.attrs.get("Labels") or {}).get("goldenhub.kind") != "backup"]
-        return homes[0] if homes else None
+        homes = await asyncio.to_thread(self.home_volumes, user=user, course=course)
+        return homes[0].name if homes else None
 
     def remove_stopped_containers(self, home: str) -> None:
         """A crashed server can leave its container behind, holding the home: remove it

@@ -99,7 +99,7 @@ class BackupHandler(APIHandler):
     def _backup(self, name: str):
         if RESET_SCOPE not in self.scopes:
             raise web.HTTPError(403, f"Restoring or deleting backups needs the scope {RESET_SCOPE}")
-        backup = next((b for b in self.ctx.backups() if b.volume == name), None)
+        backup = self.ctx.find_backup(name)
         if backup is None:
             raise web.HTTPError(404, f"No such backup: {name}")
         return backup
