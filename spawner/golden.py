@@ -236,7 +236,11 @@ class GoldenSpawner(DockerSpawner):
             elif template.gpus > e.total:
                 reason = f"{course} needs {template.gpus} GPUs and this server has {e.total}"
             else:
-                reason = f"All {e.total} GPUs for {course} are in use ({e.free} free, {template.gpus} needed)"
+                which = "The only GPU" if e.total == 1 else f"All {e.total} GPUs"
+                verb = "is" if e.total == 1 else "are"
+                reason = f"{which} for {course} {verb} in use ({e.free} free, {template.gpus} needed)"
+                if e.waiting:
+                    reason += f"; {e.waiting} other student{'s are' if e.waiting > 1 else ' is'} waiting too"
             raise web.HTTPError(503, f"{reason}. Try again later{instead}.") from None
 
     async def start(self):

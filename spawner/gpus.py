@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -88,16 +89,22 @@ def parse_declared(items: list) -> list[GPU]:
 
 
 class NoFreeGPU(Exception):
-    def __init__(self, wanted: int, total: int, free: int):
+    def __init__(self, wanted: int, total: int, free: int, waiting: int = 0):
         self.wanted, self.total, self.free = wanted, total, free
+        self.waiting = waiting  # other students refused recently who have no GPU yet
         super().__init__(f"wanted {wanted} GPU(s), {free} of {total} free")
+
+
+WAITING_WINDOW = 600  # seconds a refused student counts as waiting for a GPU
 
 
 class GPUAllocator:
     """Who holds which GPU. An owner is one server ("user/server")."""
 
-    def __init__(self, gpus: list[GPU]):
+    def __init__(self, gpus: list[GPU], clock=time.monotonic):
         self.gpus = list(gpus)
+        self._clock = clock
+        self._refused: dict[str, float] = {}  # owner → when it was last refused
         self._exclusive: dict[str, str] = {}  # gpu id → owner
         self._shared: dict[str, set[str]] = {}  # gpu id → owners sharing it
         self._lock = threading.Lock()
@@ -133,8 +140,12 @@ class GPUAllocator:
             if count == 0:
                 return []
             candidates = self._candidates(shared)
+            now = self._clock()
             if len(candidates) < count:
-                raise NoFreeGPU(count, self.total, len(candidates))
+                self._refused[owner] = now
+                waiting = sum(1 for o, t in self._refused.items() if o != owner and now - t < WAITING_WINDOW)
+                raise NoFreeGPU(count, self.total, len(candidates), waiting)
+            self._refused.pop(owner, None)
             chosen = candidates[:count]
             self._take(owner, chosen, shared)
             return chosen

@@ -201,3 +201,40 @@ def test_gpu_templates_say_so_when_the_host_has_none():
     assert 'value="deep-learning-gpu" disabled' in html and "This server has no GPUs." in html
     assert 'value="intro-python-cpu" checked' in html  # the startable one is preselected
     GoldenSpawner._allocators.clear()
+
+
+def test_refused_students_are_counted_as_waiting_for_ten_minutes():
+    now = [0.0]
+    gpus = GPUAllocator(parse_declared(["0"]), clock=lambda: now[0])
+    gpus.allocate("ann/", 1)
+    for owner, waiting in (("bob/", 0), ("cat/", 1), ("bob/", 1), ("dan/", 2)):
+        with pytest.raises(NoFreeGPU) as e:
+            gpus.allocate(owner, 1)
+        assert e.value.waiting == waiting, owner
+    now[0] = 601  # ten minutes later nobody counts as waiting any more
+    with pytest.raises(NoFreeGPU) as e:
+        gpus.allocate("eve/", 1)
+    assert e.value.waiting == 0
+    gpus.release("ann/")
+    assert gpus.allocate("bob/", 1) == ["0"]  # bob got one: no longer waiting
+    with pytest.raises(NoFreeGPU) as e:
+        gpus.allocate("fay/", 1)
+    assert e.value.waiting == 1  # eve
+
+
+def test_the_refusal_message_says_how_many_are_waiting():
+    from tornado import web
+
+    from spawner import GoldenSpawner
+
+    GoldenSpawner._allocators.clear()
+    template = load_catalog(REPO_ROOT / "courses").templates["deep-learning-gpu"]
+    make_spawner("ann", ["GPU-a"]).take_gpus(template)
+    for name in ("bob", "cat"):
+        with pytest.raises(web.HTTPError):
+            make_spawner(name, ["GPU-a"]).take_gpus(template)
+    with pytest.raises(web.HTTPError) as e:
+        make_spawner("dan", ["GPU-a"]).take_gpus(template)
+    assert "The only GPU for Deep Learning with PyTorch is in use (0 free, 1 needed); " \
+           "2 other students are waiting too. Try again later or start the CPU environment" in e.value.log_message
+    GoldenSpawner._allocators.clear()
