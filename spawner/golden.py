@@ -8,6 +8,7 @@ import asyncio
 import os
 import time
 
+import docker.errors
 from dockerspawner import DockerSpawner
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
@@ -217,7 +218,7 @@ class GoldenSpawner(DockerSpawner):
         labels = {"goldenhub.user": self.user.name, "goldenhub.course": template.course}
         try:
             await self.docker("inspect_volume", volume)
-        except Exception:
+        except docker.errors.NotFound:
             await self.docker("create_volume", name=volume, labels=labels)
         return volume
 

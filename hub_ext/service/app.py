@@ -19,7 +19,9 @@ from tornado import ioloop, web
 from hub_ext import paths, resets
 from hub_ext import templates_store as store
 from hub_ext.catalog import Catalog, load_catalog
+from hub_ext.credentials import ensure_secret_file
 from hub_ext.db import AuditEntry, SchemaError, open_database
+from hub_ext.hubconfig import Settings
 from hub_ext.hubapi import HubAPI, HubAPIError
 from hub_ext.service import admin_pages, branding_api, pages, resets_api, templates_api
 from hub_ext.service.base import APIHandler
@@ -174,24 +176,20 @@ def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s goldenhub] %(message)s")
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/goldenhub/")
-    state = paths.state_dir()
-    db_url = os.environ.get("GOLDENHUB_DB_URL") or f"sqlite:///{state / 'goldenhub.sqlite'}"
+    s = Settings.from_env()  # the same settings the hub's config was made from
     policy = store.Policy(
         image_prefixes=_env_list("GOLDENHUB_IMAGE_PREFIXES", store.Policy.image_prefixes),
         dataset_roots=_env_list("GOLDENHUB_DATASET_ROOTS", store.Policy.dataset_roots),
     )
     try:
         ctx = ServiceContext(
-            db_url, paths.courses_dir(), os.environ.get("GOLDENHUB_PREFIX", "goldenhub"),
+            s.db_url, s.courses_dir, s.name_prefix,
             os.environ.get("GOLDENHUB_HELPER_IMAGE", "goldenhub/os-base:bookworm"), HubAPI(), policy)
     except SchemaError as e:
         log.error("%s", e)  # refuse to run on a schema this version does not know
         raise SystemExit(1) from None
-    secret_file = state / "service_cookie_secret"
-    if not secret_file.exists():
-        secret_file.write_bytes(os.urandom(32).hex().encode())
-        secret_file.chmod(0o600)
-    app = create_application(ctx, prefix, secret_file.read_bytes())
+    cookie_secret = ensure_secret_file(s.state_dir / "service_cookie_secret")
+    app = create_application(ctx, prefix, cookie_secret)
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     app.listen(url.port, url.hostname)
     log.info("goldenhub service at %s%s", os.environ["JUPYTERHUB_SERVICE_URL"], prefix)
