@@ -376,7 +376,8 @@ def add_parser(commands) -> None:
 
     p = commands.add_parser("reset", parents=api, help="reset a student's environment, or a whole course's",
                             description="Stop the server and move the home to a dated backup, so the next start "
-                                        "is fresh. Prints each result; exits 1 if any failed.")
+                                        "is fresh. Prints each result; exits 1 if any failed. With --all, "
+                                        "students you may not reset are listed as refused (exit 1 too).")
     p.add_argument("user", nargs="?", help="the student to reset")
     p.add_argument("--course", required=True, help="the course whose environment to reset")
     p.add_argument("--all", action="store_true", help="every student with a home in the course")

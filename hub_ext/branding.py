@@ -84,6 +84,9 @@ def _check_png(data: bytes) -> None:
             _check_side("The PNG image", *struct.unpack(">II", body[:8]))
             first = False
         if ctype == b"IEND":
+            if end != len(data):
+                raise BrandingError(f"This PNG file has {len(data) - end} bytes of other data after its end (IEND); "
+                                    "upload a plain PNG (save it again with an image editor).")
             return
         pos = end
 
@@ -108,9 +111,15 @@ def _check_jpeg(data: bytes) -> None:
                 raise BrandingError("This JPEG file is damaged (its frame header is too short).")
             height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
             _check_side("The JPEG image", width, height)
-            if b"\xff\xd9" not in data[pos + 2 + length:]:
+            # After the frame header 0xFF 0xD9 can only be the end-of-image marker (scan data
+            # stuffs every 0xFF), so the first one found must be the file's last two bytes.
+            eoi = data.find(b"\xff\xd9", pos + 2 + length)
+            if eoi < 0:
                 raise BrandingError(
                     "This JPEG file is truncated (it has no end-of-image marker); upload the whole file.")
+            if eoi + 2 != len(data):
+                raise BrandingError(f"This JPEG file has {len(data) - eoi - 2} bytes of other data after its end "
+                                    "(end-of-image marker); upload a plain JPEG (save it again with an image editor).")
             return
         if marker == 0xDA:  # scan data before any frame header
             raise BrandingError("This JPEG file is damaged (image data comes before its frame header).")
@@ -136,6 +145,29 @@ def _check_ico(data: bytes) -> None:
             _check_png(image)
         elif len(image) < 40 or struct.unpack("<I", image[:4])[0] not in (40, 108, 124):
             raise BrandingError(f"This ICO file is damaged (image {i + 1} is neither PNG nor bitmap).")
+        else:
+            _check_ico_bitmap(image, i + 1)
+
+
+ICO_MAX_SIDE = 256  # pixels: the largest icon an ICO directory can describe
+
+
+def _check_ico_bitmap(image: bytes, number: int) -> None:
+    """A bitmap inside an ICO: its header's size (the height counts the colour and the mask
+    rows) within an icon's limits, and its pixel rows present in the file, so no reader is
+    asked to allocate an image the file does not hold."""
+    header, width, height, _planes, bits, compression = struct.unpack("<IiiHHI", image[:20])
+    rows = abs(height) // 2
+    if not (0 < width <= ICO_MAX_SIDE and 0 < rows <= ICO_MAX_SIDE):
+        raise BrandingError(f"Image {number} of this ICO file is a bitmap of {width}x{rows} pixels; icon bitmaps "
+                            f"must be 1 to {ICO_MAX_SIDE} pixels wide and high.")
+    if bits not in (1, 4, 8, 16, 24, 32) or compression not in (0, 3):
+        raise BrandingError(f"Image {number} of this ICO file is a bitmap with {bits} bits per pixel and "
+                            f"compression {compression}; allowed: uncompressed 1, 4, 8, 16, 24 or 32 bits per pixel.")
+    needed = header + ((width * bits + 31) // 32) * 4 * rows
+    if len(image) < needed:
+        raise BrandingError(f"This ICO file is truncated or damaged (image {number} declares {width}x{rows} pixels "
+                            "but holds less data than that).")
 
 
 def _looks_like_svg(data: bytes) -> bool:
@@ -193,7 +225,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)  # state files are private; the hub serves them, the spawner copies them in
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

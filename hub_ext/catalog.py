@@ -51,6 +51,7 @@ class Template:
     default_url: str = "/lab"
     gpu_sharing: bool = False  # servers of this template may share GPUs with each other
     source: str = ""  # where it was defined, for messages
+    runtime: bool = False  # created through the API: its datasets must stay under the dataset roots
 
     def allows(self, user_groups: set[str]) -> bool:
         """Whether a user in these groups may use this template."""

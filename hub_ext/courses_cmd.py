@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hub_ext import paths
+from hub_ext import paths, rules
 from hub_ext.catalog import CatalogError, load_catalog
 
 
@@ -12,6 +12,12 @@ def validate(args: argparse.Namespace) -> int:
     directory = Path(args.directory) if args.directory else paths.courses_dir()
     try:
         catalog = load_catalog(directory)
+        # Dataset sources by what they point at now (the hub checks again at every start).
+        problems = [f"{t.source}: {t.id}.datasets.{d.name}.source: {e}"
+                    for t in catalog.templates.values() for d in t.datasets
+                    for e in _dataset_problem(d.source)]
+        if problems:
+            raise CatalogError(problems)
     except CatalogError as e:
         print(f"{len(e.problems)} problem(s) in {directory}:", file=sys.stderr)
         for problem in e.problems:
@@ -22,6 +28,14 @@ def validate(args: argparse.Namespace) -> int:
     for t in templates.values():
         print(f"  {t.course}/{t.id}: {t.image}, {t.gpus} GPU(s)")
     return 0
+
+
+def _dataset_problem(source: str) -> list[str]:
+    try:
+        rules.resolve_dataset(source, (), (str(paths.state_dir()),))
+        return []
+    except rules.RuleError as e:
+        return [str(e)]
 
 
 def add_parser(commands) -> None:

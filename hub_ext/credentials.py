@@ -38,5 +38,6 @@ def write_private(path: Path, text: str) -> None:
     """Write a file that only its owner can read, from the moment it exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that already existed keeps its old mode through O_CREAT
     with os.fdopen(fd, "w") as f:
         f.write(text)

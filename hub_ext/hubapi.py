@@ -53,18 +53,33 @@ class HubAPI:
     async def users(self) -> list[dict]:
         return await self.request("GET", "/users?include_stopped_servers=1")
 
-    async def stop_server(self, name: str, timeout: float = 120) -> None:
-        """Stop the user's default server and wait until the hub says it is gone."""
-        user = await self.user(name)
-        server = (user or {}).get("servers", {}).get("")
-        if not server or not (server.get("ready") or server.get("pending")):
+    async def stop_server(self, name: str, server: str = "", timeout: float = 120,
+                          start_grace: float = 0) -> None:
+        """Stop one server of the user (the default one: "") and wait until the hub says it
+        is gone. `start_grace`: seconds a start in flight gets to end by itself first (under
+        a reset marker the spawner ends it with a sentence for the student; a start cancelled
+        through the hub shows them a bare error)."""
+        base = f"/users/{quote(name, safe='')}"
+        path = f"{base}/servers/{quote(server, safe='')}" if server else f"{base}/server"
+
+        def running(model: dict | None) -> bool:
+            found = (model or {}).get("servers", {}).get(server)
+            return bool(found and (found.get("ready") or found.get("pending")))
+
+        grace_until = time.monotonic() + start_grace
+        while True:
+            model = await self.user(name)
+            pending = ((model or {}).get("servers", {}).get(server) or {}).get("pending")
+            if pending != "spawn" or time.monotonic() >= grace_until:
+                break
+            await asyncio.sleep(0.5)
+        if not running(model):
             return
-        await self.request("DELETE", f"/users/{quote(name, safe='')}/server", ok=(202, 204, 400))
+        await self.request("DELETE", path, ok=(202, 204, 400))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            user = await self.user(name)
-            server = (user or {}).get("servers", {}).get("")
-            if not server or not (server.get("ready") or server.get("pending")):
+            if not running(await self.user(name)):
                 return
             await asyncio.sleep(0.5)
-        raise HubAPIError(504, f"The server of {name} did not stop within {timeout:.0f} seconds")
+        which = f"server {server!r}" if server else "server"
+        raise HubAPIError(504, f"The {which} of {name} did not stop within {timeout:.0f} seconds")

@@ -25,9 +25,9 @@ REQUIRES_CUDA_MARKER = "requires-cuda"
 # The framework a requires-cuda framework is replaced by when the base has no CUDA.
 CPU_FALLBACK_FRAMEWORK = "scipy"
 LAYER_KINDS = ("base", "framework", "course")
-_NAME_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[a-z0-9._-]+)*$")
+_NAME_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_REGISTRY = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[a-z0-9._-]+)*")
 
 
 class ImagesError(ValueError):
@@ -79,7 +79,7 @@ def make_repository(kind: str, name: str, namespace: str = IMAGE_NAMESPACE) -> s
         raise ImagesError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
     component = "base" if kind == "base" else f"{kind}-{name}"
     for part, what in ((component, repr(name)), (namespace, f"namespace {namespace!r}")):
-        if not _NAME_COMPONENT.match(part):
+        if not _NAME_COMPONENT.fullmatch(part):
             raise ImagesError(
                 f"{what} cannot be part of a Docker image name; use lower-case letters, digits, '-', '_' and '.'"
             )
@@ -88,7 +88,7 @@ def make_repository(kind: str, name: str, namespace: str = IMAGE_NAMESPACE) -> s
 
 def make_tags(repository: str, version: str) -> list[str]:
     """The references an image gets: its version and `latest`."""
-    if not _TAG.match(version):
+    if not _TAG.fullmatch(version):
         raise ImagesError(f"{version!r} is not a valid Docker tag")
     return [f"{repository}:{version}", f"{repository}:latest"]
 
@@ -96,7 +96,7 @@ def make_tags(repository: str, version: str) -> list[str]:
 def make_push_repository(registry: str, repository: str) -> str:
     """REGISTRY/goldenhub/<name>; REGISTRY is host[:port][/path], without a scheme."""
     registry = registry.rstrip("/")
-    if "://" in registry or not _REGISTRY.match(registry):
+    if "://" in registry or not _REGISTRY.fullmatch(registry):
         raise ImagesError(
             f"--push {registry!r}: give a registry as host[:port] or host[:port]/path, without http:// "
             "(for example 127.0.0.1:5000)"
@@ -211,9 +211,9 @@ def _require_dockerfile(directory: Path, what: str) -> None:
 
 def dockerfile_arg_default(dockerfile: Path, name: str) -> str | None:
     """The default of `ARG <name>=<default>` in a Dockerfile, or None."""
-    pattern = re.compile(rf"^\s*ARG\s+{re.escape(name)}=(\S+)\s*$", re.IGNORECASE)
+    pattern = re.compile(rf"\s*ARG\s+{re.escape(name)}=(\S+)\s*", re.IGNORECASE)
     for line in Path(dockerfile).read_text(encoding="utf-8").splitlines():
-        match = pattern.match(line)
+        match = pattern.fullmatch(line)
         if match:
             return match.group(1).strip("\"'")
     return None

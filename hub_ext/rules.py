@@ -1,10 +1,16 @@
 """Field rules for templates: each parser returns the clean value or raises RuleError saying
-what was given and what is allowed. Shared by the YAML loader and (later) the API."""
+what was given and what is allowed. Shared by the YAML loader and the API.
+
+Rules: every pattern is matched whole (re.fullmatch; `$` would accept a trailing newline);
+host paths are compared after realpath with os.path.commonpath, never as string prefixes.
+"""
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import stat
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,11 +38,11 @@ def _given(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 
 
 def identifier(value: Any) -> str:
-    if not isinstance(value, str) or not ID_RE.match(value):
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
         raise RuleError(f"got {_given(value)}; allowed: 1-40 lowercase letters, digits and '-', "
                         "starting and ending with a letter or digit (e.g. intro-python)")
     return value
@@ -58,14 +64,14 @@ def text(value: Any) -> str:
 
 # repository[:tag][@digest], with an optional registry host[:port]/ in front.
 IMAGE_RE = re.compile(
-    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
 )
 
 
 def image_name(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 255 or not IMAGE_RE.match(value):
+    if not isinstance(value, str) or len(value) > 255 or not IMAGE_RE.fullmatch(value):
         raise RuleError(f"got {_given(value)}; allowed: a Docker image reference such as "
                         "goldenhub/course-intro-python:1.0 (lowercase repository, optional registry and tag, no spaces)")
     return value
@@ -93,7 +99,7 @@ def cpu_count(value: Any) -> float:
     return float(value)
 
 
-SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
+SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?", re.IGNORECASE)
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -102,7 +108,7 @@ def byte_size(value: Any, low: int, high: int) -> int:
                "as bytes or with a unit K, M, G or T (e.g. 2G, 512M)")
     if _number(value):
         size = int(value)
-    elif isinstance(value, str) and (m := SIZE_RE.match(value.strip())):
+    elif isinstance(value, str) and (m := SIZE_RE.fullmatch(value.strip())):
         size = int(float(m.group(1)) * UNITS[m.group(2).upper()])
     else:
         raise RuleError(f"got {_given(value)}; {allowed}")
@@ -133,24 +139,91 @@ def group_list(value: Any) -> tuple[str, ...]:
 
 
 def default_url(value: Any) -> str:
-    if not isinstance(value, str) or not re.match(r"^/[A-Za-z0-9/_.\-]*$", value) or ".." in value:
+    if not isinstance(value, str) or not re.fullmatch(r"/[A-Za-z0-9/_.\-]*", value) or ".." in value:
         raise RuleError(f"got {_given(value)}; allowed: a path inside the server such as /lab or /lab/tree/README.md")
     return value
 
 
 def _clean_abs(value: str) -> str:
-    return posixpath.normpath(value)
+    path = posixpath.normpath(value)
+    return "/" + path.lstrip("/") if path.startswith("/") else path  # POSIX keeps a leading "//"
+
+
+def is_inside(path: str, parent: str) -> bool:
+    """Whether absolute `path` is `parent` or lies under it, by path components."""
+    return os.path.commonpath([path, parent]) == os.path.normpath(parent)
+
+
+def _overlaps(path: str, other: str) -> bool:
+    return is_inside(path, other) or is_inside(other, path)
+
+
+def docker_socket() -> str:
+    """The Docker socket this host's clients use (DOCKER_HOST=unix://…, else the default)."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
+
+
+_REFUSED = (f"dataset sources may not be /, system directories ({', '.join(FORBIDDEN_SOURCES)}), "
+            "goldenhub's state directory, the Docker socket, or a socket, device or pipe; "
+            "use a data directory such as /srv/datasets/<name>")
 
 
 def dataset_source(value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+    """The path as written (normalised, not resolved): absolute, and not a forbidden place by
+    its name. resolve_dataset() decides on what it points at."""
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value or len(value) > 4096:
         raise RuleError(f"got {_given(value)}; allowed: an absolute host path such as /srv/datasets/mnist")
     path = _clean_abs(value)
-    if path == "/" or any(path == bad or path.startswith(bad + "/") for bad in FORBIDDEN_SOURCES) \
-            or path.endswith("docker.sock"):
-        raise RuleError(f"got {_given(value)}; dataset sources may not be /, system directories "
-                        f"({', '.join(FORBIDDEN_SOURCES)}) or the Docker socket; use a data directory such as /srv/datasets/<name>")
+    if path == "/" or any(_overlaps(path, bad) for bad in FORBIDDEN_SOURCES) or path.endswith("docker.sock"):
+        raise RuleError(f"got {_given(value)}; {_REFUSED}")
     return path
+
+
+class DatasetMissing(RuleError):
+    """The dataset's source (or a link on its way) does not exist on this host."""
+
+
+def resolve_dataset(value: Any, roots: tuple[str, ...] = (), private: tuple[str, ...] = (),
+                    must_exist: bool = False) -> str:
+    """The real path a dataset source stands for, after every symlink, or RuleError.
+
+    Rules, on the resolved path: not /, not inside or above a forbidden system directory,
+    a private directory (goldenhub's state) or the Docker socket; not itself a socket,
+    device or pipe; inside one of `roots` when roots are given (themselves resolved).
+    Called at validation and again at every start, since a link can change in between;
+    the start binds the resolved path, so a later swap of the link does not matter.
+    """
+    path = dataset_source(value)
+    try:
+        real = os.path.realpath(path, strict=must_exist)
+    except FileNotFoundError:
+        raise DatasetMissing(f"got {_given(value)}, which does not exist on this host") from None
+    except OSError as e:  # a loop of links, a path too long, no permission
+        raise RuleError(f"got {_given(value)}, which cannot be resolved ({e.strerror}); "
+                        "allowed: a directory or file reached without a loop of links") from None
+    resolved = "" if real == path else f", which resolves to {real}"
+    bad = {*FORBIDDEN_SOURCES, *(os.path.realpath(b) for b in FORBIDDEN_SOURCES),
+           os.path.realpath(docker_socket()), *(os.path.realpath(p) for p in private)}
+    if real == "/" or any(_overlaps(real, b) for b in bad) or real.endswith("docker.sock"):
+        raise RuleError(f"got {_given(value)}{resolved}; {_REFUSED}")
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise RuleError(f"got {_given(value)}{resolved}, which cannot be read ({e.strerror})") from None
+    if mode is not None and not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise RuleError(f"got {_given(value)}{resolved}, which is a socket, device or pipe; "
+                        "allowed: a directory or a regular file")
+    if roots:
+        real_roots = [os.path.realpath(_clean_abs(r)) for r in roots]
+        if not any(is_inside(real, r) for r in real_roots):
+            raise RuleError(f"got {_given(value)}{resolved}, which is outside the dataset roots; "
+                            f"allowed: paths under {', '.join(roots)}")
+    if must_exist and mode is None:
+        raise DatasetMissing(f"got {_given(value)}{resolved}, which does not exist on this host")
+    return real
 
 
 def mount_target(value: Any) -> str:
@@ -170,7 +243,7 @@ def home_subdir(value: Any) -> str:
     if not isinstance(value, str) or not value or value.startswith(("/", "~", "-")) or "\0" in value:
         raise RuleError(f"got {_given(value)}; {allowed}")
     path = posixpath.normpath(value)
-    if path in (".", "..") or path.startswith("../") or not re.match(r"^[A-Za-z0-9_./ -]+$", path):
+    if path in (".", "..") or path.startswith("../") or not re.fullmatch(r"[A-Za-z0-9_./ -]+", path):
         raise RuleError(f"got {_given(value)}; {allowed}")
     return path
 
@@ -182,22 +255,43 @@ def paths_overlap(a: str, b: str) -> bool:
 
 def git_url(value: Any, schemes: tuple[str, ...] = GIT_SCHEMES) -> str:
     allowed = f"allowed: a URL with scheme {', '.join(s + '://' for s in schemes)} (e.g. https://example.org/course.git)"
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > 2000:
         raise RuleError(f"got {_given(value)}; {allowed}")
+    shown = _given(mask_url(value))  # messages never repeat a password or token
     if value.startswith("-"):
-        raise RuleError(f"got {_given(value)}: a URL may not start with '-' (it would be read as a git option); {allowed}")
+        raise RuleError(f"got {shown}: a URL may not start with '-' (it would be read as a git option); {allowed}")
     if "::" in value.split("/", 1)[0] or value.lower().startswith("ext::"):
-        raise RuleError(f"got {_given(value)}: git transport helpers (ext::, fd::) are not allowed; {allowed}")
+        raise RuleError(f"got {shown}: git transport helpers (ext::, fd::) are not allowed; {allowed}")
     if re.search(r"[\s\x00-\x1f\x7f]", value):
-        raise RuleError(f"got {_given(value)}: spaces and control characters are not allowed; {allowed}")
-    parts = urlsplit(value)
+        raise RuleError(f"got {shown}: spaces and control characters are not allowed; {allowed}")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise RuleError(f"got {shown}, which is not a valid URL; {allowed}") from None
     if parts.scheme.lower() not in schemes or not parts.netloc or parts.netloc.startswith("-"):
-        raise RuleError(f"got {_given(value)}; {allowed}")
+        raise RuleError(f"got {shown}; {allowed}")
+    # Credentials never live in a template: anyone who may read it would hold them. ssh may
+    # name its login user (ssh://git@host/…), never a password.
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo and (":" in userinfo or parts.scheme.lower() != "ssh"):
+        raise RuleError(f"got a URL with credentials in it ({shown}); a repository URL may not carry "
+                        "a user name, password or token: use a deploy key or a credential setting instead")
     return value
 
 
+def mask_url(value: str) -> str:
+    """The URL with any user name and password replaced by ***, for messages and listings."""
+    head, sep, rest = value.partition("://")
+    if not sep:
+        return value
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return value
+    return f"{head}://***@{netloc.rpartition('@')[2]}{slash}{path}"
+
+
 def git_branch(value: Any) -> str:
-    if (not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$", value)
+    if (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", value)
             or ".." in value or value.endswith((".lock", "/", ".")) or "//" in value):
         raise RuleError(f"got {_given(value)}; allowed: a git branch name such as main or spring-2026")
     return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import yaml
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
-from hub_ext import rules
+from hub_ext import paths, rules
 from hub_ext.catalog import Catalog, CatalogError, Course, Template, load_catalog, parse_template
 from hub_ext.db import TemplateRecord, TemplateRevision, utcnow
 
@@ -36,6 +37,10 @@ class StoreError(ValueError):
         super().__init__(message)
 
 
+def _env_list(env, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip()) or default
+
+
 @dataclass(frozen=True)
 class Policy:
     """What runtime-edited templates may point at, beyond the field rules."""
@@ -43,6 +48,15 @@ class Policy:
     image_prefixes: tuple[str, ...] = ("goldenhub/",)
     dataset_roots: tuple[str, ...] = ("/srv/goldenhub/datasets",)
     git_schemes: tuple[str, ...] = rules.GIT_SCHEMES
+    # Never a dataset, whatever the roots: goldenhub's state (databases, secrets, logs).
+    private_dirs: tuple[str, ...] = field(default_factory=lambda: (str(paths.state_dir()),))
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "Policy":
+        """GOLDENHUB_IMAGE_PREFIXES and GOLDENHUB_DATASET_ROOTS (comma-separated) over the defaults;
+        the same in the hub (at every start) and in the service (at every edit)."""
+        return cls(image_prefixes=_env_list(env, "GOLDENHUB_IMAGE_PREFIXES", cls.image_prefixes),
+                   dataset_roots=_env_list(env, "GOLDENHUB_DATASET_ROOTS", cls.dataset_roots))
 
     def problems(self, t: Template) -> list[str]:
         found = []
@@ -50,10 +64,38 @@ class Policy:
             found.append(f"template.image: {t.image!r} is not from an allowed registry or prefix; "
                          f"allowed: {', '.join(self.image_prefixes)}")
         for i, d in enumerate(t.datasets):
-            if not any(d.source == root or d.source.startswith(root.rstrip("/") + "/") for root in self.dataset_roots):
-                found.append(f"template.datasets[{i}].source: {d.source!r} is outside the dataset roots; "
-                             f"allowed: paths under {', '.join(self.dataset_roots)}")
+            try:
+                rules.resolve_dataset(d.source, self.dataset_roots, self.private_dirs)
+            except rules.RuleError as e:
+                found.append(f"template.datasets[{i}].source: {e}")
         return found
+
+
+class DatasetUnavailable(Exception):
+    """A dataset refused at start: str() is the student's sentence, `detail` the admin's."""
+
+    def __init__(self, message: str, detail: str):
+        self.detail = detail
+        super().__init__(message)
+
+
+def resolve_datasets(template: Template, policy: Policy) -> Template:
+    """The template with every dataset source replaced by its real path, checked again now
+    (a link may have changed since validation): what a start binds into the container.
+    Runtime templates must stay under the dataset roots; course files are the admin's own."""
+    datasets = []
+    for d in template.datasets:
+        roots = policy.dataset_roots if template.runtime else ()
+        try:
+            real = rules.resolve_dataset(d.source, roots, policy.private_dirs, must_exist=True)
+        except rules.DatasetMissing as e:
+            raise DatasetUnavailable(f"The dataset {d.name} is missing on this server ({d.source}); "
+                                     "an administrator has been told.", f"dataset {d.name}: {e}") from None
+        except rules.RuleError as e:
+            raise DatasetUnavailable(f"The dataset {d.name} is not available; an administrator has been told.",
+                                     f"dataset {d.name} refused: {e}") from None
+        datasets.append(replace(d, source=real))
+    return replace(template, datasets=tuple(datasets))
 
 
 @dataclass
@@ -85,6 +127,7 @@ def merge(files: Catalog, session: Session | None, git_schemes: tuple[str, ...] 
         except CatalogError as e:
             log.error("Stored template %s is no longer valid, left out:\n%s", record.id, e)
             continue
+        template = replace(template, runtime=True)  # held to the runtime policy at every start
         if record.disabled:
             merged.disabled[template.id] = template
             continue

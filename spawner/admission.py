@@ -1,7 +1,14 @@
 """Admission control for class starts: at most `slots` servers start at once, the rest
 wait in a first-come queue whose position they can see. A server's own start (and its
 timeouts) begins only when it leaves the queue, so a burst of 100 students queues
-instead of timing out together."""
+instead of timing out together.
+
+Rules that keep the slot count true (a leaked slot blocks every later start):
+- a waiter that gives up (timeout, or its start cancelled) leaves the queue at once;
+- release() hands a slot only to a waiter still waiting, skipping cancelled ones;
+- a slot that arrives just as its waiter gives up is passed on, never kept.
+Callers that run acquire() in a task of its own must cancel and await that task when
+they are cancelled themselves, and release a slot it got (see GoldenSpawner._wait_for_slot)."""
 
 from __future__ import annotations
 
@@ -52,7 +59,7 @@ class Admission:
             raise QueueTimeout(f"still queued after {timeout:.0f}s") from None
 
     def release(self) -> None:
-        """Hand the slot to the first waiter, or free it."""
+        """Hand the slot to the first waiter still waiting, or free it."""
         while self._waiting:
             _, future = self._waiting.popleft()
             if not future.done():

@@ -14,6 +14,13 @@ from hub_ext.catalog import HOME, Template
 # nothing of theirs is deleted. A remote that is down must not keep the student out:
 # the sync is bounded by a timeout, and on failure the server starts with a warning.
 STARTUP_SCRIPT = r"""
+# A full home must not keep the student out of it: Jupyter's runtime files go to /tmp, and
+# the student is told to make room (their files are all still there).
+free_kib=$(df -Pk "$HOME" 2>/dev/null | awk 'NR == 2 {print $4}')
+if [ -n "$free_kib" ] && [ "$free_kib" -lt "${GOLDENHUB_MIN_FREE_KIB:-8192}" ]; then
+  export JUPYTER_RUNTIME_DIR=/tmp/jupyter-runtime
+  echo "goldenhub: warning: your home is full (${free_kib} KiB free): your files are all there, but new work cannot be saved until you delete or download files you no longer need"
+fi
 note="$HOME/COURSEWARE-NOT-UPDATED.txt"
 if [ -n "${GOLDENHUB_COURSEWARE_REPO:-}" ]; then
   cd "$HOME" || exit 1

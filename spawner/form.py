@@ -10,6 +10,9 @@ from hub_ext.rules import format_bytes
 _env = Environment(autoescape=True)
 
 FORM = _env.from_string("""
+{%- if notice %}
+<p class="alert alert-warning goldenhub-notice">{{ notice }}</p>
+{%- endif %}
 {%- if not templates %}
 <p class="alert alert-warning">No environment is available to you yet. Ask your instructor to add you to a course.</p>
 {%- else %}
@@ -35,13 +38,16 @@ FORM = _env.from_string("""
 
 
 def make_options_form(templates: list[Template], selected: str | None = None,
-                      gpus: dict[str, tuple[int, int]] | None = None, blocked: dict[str, str] | None = None) -> str:
-    """`gpus`: template id → (free, total); `blocked`: template id → why it cannot start now."""
+                      gpus: dict[str, tuple[int, int]] | None = None, blocked: dict[str, str] | None = None,
+                      notice: str = "") -> str:
+    """`gpus`: template id → (free, total); `blocked`: template id → why it cannot start now;
+    `notice`: why the student's last server stopped, when they did not stop it."""
     blocked = {k: v for k, v in (blocked or {}).items() if v}
     startable = [t.id for t in templates if t.id not in blocked]
     if selected not in startable:
         selected = startable[0] if startable else None
-    return FORM.render(templates=templates, selected=selected, mem=format_bytes, gpus=gpus or {}, blocked=blocked)
+    return FORM.render(templates=templates, selected=selected, mem=format_bytes, gpus=gpus or {}, blocked=blocked,
+                       notice=notice)
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict:

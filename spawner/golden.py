@@ -12,17 +12,18 @@ import docker.errors
 from dockerspawner import DockerSpawner
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from traitlets import Dict, Float, Int, List, Unicode, default
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from hub_ext import paths, rules
 from hub_ext.catalog import Catalog, CatalogError, Template
-from hub_ext.resets import reset_marker
+from hub_ext.resets import reset_in_progress
 from hub_ext.templates_store import load_full_catalog
 from spawner import branding, container, names
 from spawner.admission import Admission, QueueTimeout
+from spawner.exits import explain_exit, explain_reset
 from spawner.form import make_options_form, options_from_form
-from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared
-from spawner.images import pull_with_progress
+from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared, rebuild_from_containers
+from spawner.images import ImageUnavailable, pull_with_progress
 from spawner.progress import ProgressLog
 
 
@@ -71,6 +72,13 @@ class GoldenSpawner(DockerSpawner):
         "(MIG slices by their MIG-… UUID), e.g. ['0', '1'] or [{'id': 'GPU-…', 'name': 'A100'}]. "
         "Default None: discover; [] means this host has no GPUs for students.",
     )
+    gpu_device_requests = Bool(
+        True, config=True,
+        help="Ask Docker for a server's GPUs with a device request (driver 'nvidia', like `docker run "
+        "--gpus device=…`), the default. False: only set NVIDIA_VISIBLE_DEVICES to the allocated ids, "
+        "for hosts whose default runtime is nvidia-container-runtime, which reads that variable. "
+        "Either way a container is given exactly its allocated GPUs, never 'all'.",
+    )
     concurrent_starts = Int(
         config=True,
         help="Servers that may start at the same time; more wait in a queue with their position shown. "
@@ -96,6 +104,9 @@ class GoldenSpawner(DockerSpawner):
     template_id = Unicode("")
     _start_template: Template | None = None
     gpu_ids = List(Unicode())
+    # Why this student's last server stopped or failed when they did not stop it
+    # (out of memory, killed, reset by an administrator): shown once, on the next start.
+    stop_reason = Unicode("")
 
     # One allocator and one admission queue per hub process, shared by all spawners.
     _allocators: dict = {}
@@ -145,7 +156,7 @@ class GoldenSpawner(DockerSpawner):
         gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total)
                 for t in templates if t.gpus and allocator.total}
         blocked = {t.id: self.gpu_availability(t) for t in templates}
-        return make_options_form(templates, self.user_options.get("template"), gpus, blocked)
+        return make_options_form(templates, self.user_options.get("template"), gpus, blocked, self.stop_reason)
 
     def _apply_template_choice(self, user_options: dict) -> None:
         """Accept exactly one option, a template id this user may use; refuse the rest."""
@@ -182,8 +193,55 @@ class GoldenSpawner(DockerSpawner):
         if key not in self._allocators:
             gpus = discover_gpus() if self.gpu_inventory is None else parse_declared(self.gpu_inventory)
             self.log.info("GPU inventory: %s", ", ".join(g.id for g in gpus) or "none")
-            self._allocators[key] = GPUAllocator(gpus)
+            self._allocators[key] = allocator = GPUAllocator(gpus)
+            if gpus:
+                self._rebuild_allocations(allocator)
         return self._allocators[key]
+
+    def _rebuild_allocations(self, allocator: GPUAllocator) -> None:
+        """Once per hub process: take back the GPUs of this hub's running containers from
+        their labels, whatever spawner state says (a start in flight when the hub crashed has
+        no object_id in state, yet its container may run with a GPU). The hub then adopts
+        such a server or stops it, and stopping releases its GPUs. A container of a start
+        the hub has no record of is removed (its home volume stays). Rules: gpus.py."""
+        try:
+            listing = self.client.containers(all=True, filters={"label": "goldenhub.gpus"})
+        except Exception as e:
+            self.log.error("Could not list containers to rebuild GPU allocations: %s", e)
+            return
+        kept, orphans = rebuild_from_containers(
+            allocator, listing, lambda user, server: names.container_name(self.name_prefix, user, server),
+            self._hub_has_server, self._shares_gpus)
+        for c in kept:
+            self.log.info("GPUs %s held by running container %s of %s", list(c.gpu_ids), c.name, c.owner)
+        for c in orphans:
+            self.log.warning("Removing container %s of a start the hub has no record of "
+                             "(GPUs %s freed; its home volume stays)", c.name, list(c.gpu_ids) or "none")
+            self.executor.submit(self._remove_quietly, c.id)
+
+    def _hub_has_server(self, user: str, server: str) -> bool | None:
+        """Whether the hub's database records a server (running or starting) for this
+        user and server name; None where there is no hub database (a spawner outside a hub)."""
+        if self.db is None:
+            return None
+        from jupyterhub import orm
+
+        orm_user = orm.User.find(self.db, user)
+        orm_spawner = orm_user.orm_spawners.get(server) if orm_user else None
+        return bool(orm_spawner and orm_spawner.server)
+
+    def _shares_gpus(self, template_id: str) -> bool:
+        try:
+            template = self.load_catalog().templates.get(template_id)
+        except web.HTTPError:
+            template = None
+        return bool(template and template.gpu_sharing)
+
+    def _remove_quietly(self, container_id: str) -> None:
+        try:
+            self.client.remove_container(container_id, force=True)
+        except Exception as e:
+            self.log.warning("Could not remove container %s: %s", container_id[:12], e)
 
     @property
     def admission(self) -> Admission:
@@ -212,7 +270,7 @@ class GoldenSpawner(DockerSpawner):
 
     async def ensure_home_volume(self, template: Template) -> str:
         volume = self.home_volume_for(template.course)
-        if reset_marker(paths.state_dir(), volume).exists():
+        if reset_in_progress(paths.state_dir(), volume):  # a crashed reset's marker does not count
             raise StartFailed(f"Your {template.course} environment is being reset right now; "
                               "start it again in a minute.")
         labels = {"goldenhub.user": self.user.name, "goldenhub.course": template.course}
@@ -248,6 +306,9 @@ class GoldenSpawner(DockerSpawner):
         # Resolved once per start: every later step uses this same template.
         template = self._start_template = self.template
         self._progress = ProgressLog()
+        if self.stop_reason:  # told once: on the start page, then here
+            self._progress.emit(f"Last time: {self.stop_reason}", 1)
+            self.stop_reason = ""
         try:
             self.take_gpus(template)
             if self.gpu_ids:
@@ -259,26 +320,57 @@ class GoldenSpawner(DockerSpawner):
                 self.admission.release()
         except BaseException as e:
             await self._clean_failed_start()
+            if self._reset_under_way(template):
+                # A reset stopped this start (cancelled it, or removed its container):
+                # say so, here and on the start page, instead of a bare error.
+                self.stop_reason = explain_reset(self._course_title(template), while_starting=True)
+                self._progress.emit(self.stop_reason, 100, failed=True)
+                if not isinstance(e, asyncio.CancelledError):
+                    raise web.HTTPError(409, self.stop_reason) from None
             if isinstance(e, StartFailed):
                 raise web.HTTPError(500, str(e)) from None
             raise
         finally:
             self._progress.finish()
 
+    def _reset_under_way(self, template: Template | None) -> bool:
+        home = self.homes.get(template.course) if template else None
+        return bool(home) and reset_in_progress(paths.state_dir(), home)
+
+    def _course_title(self, template: Template) -> str:
+        try:
+            return self.load_catalog().courses[template.course].title
+        except (web.HTTPError, KeyError):
+            return template.course
+
     async def _wait_for_slot(self) -> None:
         admission = self.admission
         waiter = asyncio.ensure_future(admission.acquire(self.owner, self.queue_timeout))
         last = None
-        while True:
-            done, _ = await asyncio.wait([waiter], timeout=1)
-            if done:
-                break
-            place = admission.position(self.owner)
-            if place and place != last:
-                self._progress.emit(
-                    f"Waiting for a free start slot: you are number {place} in the queue "
-                    f"({admission.active} starting now)", 8)
-                last = place
+        try:
+            while True:
+                done, _ = await asyncio.wait([waiter], timeout=1)
+                if done:
+                    break
+                if self._reset_under_way(self._start_template):
+                    raise StartFailed(explain_reset(self._course_title(self._start_template), True))
+                place = admission.position(self.owner)
+                if place and place != last:
+                    self._progress.emit(
+                        f"Waiting for a free start slot: you are number {place} in the queue "
+                        f"({admission.active} starting now)", 8)
+                    last = place
+        except BaseException:
+            # The start was cancelled (the server was stopped while queued) or refused:
+            # the waiter leaves the queue, and a slot it already got is handed on.
+            waiter.cancel()
+            try:
+                await waiter
+            except (asyncio.CancelledError, QueueTimeout):
+                pass
+            else:
+                admission.release()
+            raise
         try:
             waiter.result()
         except QueueTimeout:
@@ -300,6 +392,10 @@ class GoldenSpawner(DockerSpawner):
             await pull_with_progress(self, image, self._progress)
         except StartFailed:
             raise
+        except ImageUnavailable as e:
+            self.log.error("Image %s for template %s is not on this host and is never pulled: "
+                           "it names no registry", image, self.template_id)
+            raise StartFailed(str(e)) from None
         except Exception as e:
             self.log.error("Image %s for template %s could not be found or pulled: %s", image, self.template_id, e)
             raise StartFailed(
@@ -307,7 +403,16 @@ class GoldenSpawner(DockerSpawner):
                 "an administrator must build or publish it (goldenhub images build).") from None
 
     async def create_object(self):
-        template = self._start_template
+        from hub_ext.templates_store import DatasetUnavailable, Policy, resolve_datasets
+
+        # Datasets are resolved again at every start (a link may have changed since the
+        # template was validated) and the real paths are what Docker binds.
+        try:
+            template = self._start_template = await asyncio.to_thread(
+                resolve_datasets, self._start_template, Policy.from_env())
+        except DatasetUnavailable as e:
+            self.log.error("Start of %s refused: %s", self._log_name, e.detail)
+            raise StartFailed(str(e)) from None
         ctx = container.ServerContext(
             user=self.user.name,
             server=self.name,
@@ -323,6 +428,8 @@ class GoldenSpawner(DockerSpawner):
             sync_timeout=self.courseware_sync_timeout,
         )
         args = container.make_create_args(template, ctx)
+        if not self.gpu_device_requests:
+            args["host_config"].pop("device_requests", None)
         args["host_config"] = self.client.create_host_config(**args["host_config"])
         try:
             return await self.docker("create_container", **args)
@@ -341,6 +448,19 @@ class GoldenSpawner(DockerSpawner):
         except Exception as e:
             raise StartFailed(_explain_docker_error(e, self._start_template)) from None
 
+    async def get_url(self):
+        """Where the server answers, from Docker. JupyterHub asks this after a restart: a
+        server whose start was in flight then has no address recorded, and with this
+        answer the hub adopts it instead of waiting for it at a wrong address and stopping it."""
+        try:
+            if not self.object_id and not await self.get_object():
+                return await super().get_url()
+            ip, port = await self.get_ip_and_port()
+        except Exception as e:
+            self.log.warning("Could not ask Docker where %s answers: %s", self._log_name, e)
+            return await super().get_url()
+        return f"http://{ip}:{port}{self.server.base_url if self.server else '/'}"
+
     async def _wait_until_up(self, ip: str, port: int, started: float) -> None:
         """Wait for the server's HTTP answer inside the admission slot, relaying the
         container's goldenhub messages (courseware sync) as progress. Bounded by
@@ -358,6 +478,8 @@ class GoldenSpawner(DockerSpawner):
                     return  # any HTTP answer means the server is up
             except OSError:
                 pass
+            if self._reset_under_way(self._start_template):
+                raise StartFailed(explain_reset(self._course_title(self._start_template), True))
             if await self.poll() is not None:
                 raise StartFailed(f"Your environment stopped while starting: {await self._last_log_line()}")
             if time.monotonic() - started > self.http_timeout:
@@ -406,12 +528,34 @@ class GoldenSpawner(DockerSpawner):
             yield event
 
     async def poll(self):
+        if self._spawn_pending:
+            return await super().poll()
+        container = await self.get_object()
         status = await super().poll()
-        if status is not None and self.gpu_ids and not self._spawn_pending:
-            # Found dead: its GPUs go back to the pool.
-            self.allocator.release(self.owner)
+        if status is not None:
+            # Found dead (out of memory, killed, crashed, or a start lost in a hub crash):
+            # its GPUs go back to the pool, the student is told why on their next visit,
+            # and the dead container goes (its home volume stays).
+            released = self.allocator.release(self.owner)
             self.gpu_ids = []
+            if container:
+                self._note_exit(container.get("State") or {})
+                if self.remove:
+                    await self.remove_object()
+                    self.object_id = ""
+            if released:
+                self.log.info("Released GPU %s of stopped server %s", released, self._log_name)
         return status
+
+    def _note_exit(self, state: dict) -> None:
+        template = self._start_template or self._recorded_template()
+        if template is None:
+            return
+        reason = explain_exit(state, self._course_title(template), template.memory)
+        if reason:
+            self.stop_reason = reason
+            self.log.warning("Server %s stopped on its own: %s (Docker state %s)", self._log_name, reason,
+                             {k: state.get(k) for k in ("ExitCode", "OOMKilled", "Error", "FinishedAt")})
 
     async def stop(self, now=False):
         try:
@@ -419,6 +563,17 @@ class GoldenSpawner(DockerSpawner):
         finally:
             self.allocator.release(self.owner)
             self.gpu_ids = []
+            # Stopped by a reset: say so (unless the interrupted start already did).
+            if not self.stop_reason and self.homes:
+                template = self._start_template or self._recorded_template()
+                if self._reset_under_way(template):
+                    self.stop_reason = explain_reset(self._course_title(template), while_starting=False)
+
+    def _recorded_template(self) -> Template | None:
+        try:
+            return self.load_catalog().templates.get(self.template_id)
+        except web.HTTPError:
+            return None
 
     # --- state ------------------------------------------------------------------------------
 
@@ -430,23 +585,25 @@ class GoldenSpawner(DockerSpawner):
             state["template"] = self.template_id
         if self.gpu_ids:
             state["gpus"] = list(self.gpu_ids)
+        if self.stop_reason:
+            state["stop_reason"] = self.stop_reason
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.homes = dict(state.get("homes", {}))
         self.template_id = state.get("template", self.template_id)
+        self.stop_reason = state.get("stop_reason", "")
         gpus = list(state.get("gpus", []))
         if gpus and self.object_id:
             # Hub restart: take back exactly the GPUs this running server had.
-            try:
-                template = self.load_catalog().templates.get(self.template_id)
-            except web.HTTPError:
-                template = None
-            clash = self.allocator.reserve(self.owner, gpus, bool(template and template.gpu_sharing))
+            clash = self.allocator.reserve(self.owner, gpus, self._shares_gpus(self.template_id))
             if clash:
                 self.log.error("GPUs %s of %s are unknown or already taken after restart", clash, self._log_name)
             self.gpu_ids = gpus
+        elif self.allocator.total:
+            # A start in flight when the hub stopped: its GPUs come from its container's labels.
+            self.gpu_ids = self.allocator.held_by(self.owner)
 
     def clear_state(self):
         super().clear_state()

@@ -1,8 +1,10 @@
 """GPU inventory and allocation: each server gets specific devices, exclusively.
 
 The inventory comes from NVML (nvidia-ml-py) where a driver is present, or from a
-declaration in config. One allocator per hub process holds who has which device; it is
-rebuilt from spawner state after a hub restart, so a busy GPU is never handed out twice.
+declaration in config. One allocator per hub process holds who has which device; after a
+hub restart it is rebuilt from what runs (the goldenhub.gpus labels of this hub's running
+containers: rebuild_from_containers) and from spawner state, so a busy GPU is
+never handed out twice, not even one of a start that was in flight when the hub died.
 Its methods are synchronous: called from the hub's event loop they cannot interleave.
 """
 
@@ -181,3 +183,55 @@ class GPUAllocator:
         with self._lock:
             return {g.id: ([self._exclusive[g.id]] if g.id in self._exclusive else sorted(self._shared.get(g.id, ())))
                     for g in self.gpus}
+
+
+@dataclass(frozen=True)
+class LabelledContainer:
+    """One entry of Docker's container list, as far as GPU holdings go."""
+
+    id: str
+    name: str
+    user: str
+    server: str
+    gpu_ids: tuple[str, ...]
+    running: bool
+    template: str
+
+    @property
+    def owner(self) -> str:
+        return f"{self.user}/{self.server}"
+
+    @classmethod
+    def from_listing(cls, entry: dict) -> LabelledContainer | None:
+        """From docker's APIClient.containers() entry; None without goldenhub labels."""
+        labels = entry.get("Labels") or {}
+        if "goldenhub.user" not in labels:
+            return None
+        return cls(entry["Id"], (entry.get("Names") or ["/"])[0].lstrip("/"), labels["goldenhub.user"],
+                   labels.get("goldenhub.server", ""),
+                   tuple(i for i in labels.get("goldenhub.gpus", "").split(",") if i),
+                   entry.get("State") == "running", labels.get("goldenhub.template", ""))
+
+
+def rebuild_from_containers(allocator: GPUAllocator, listing: list[dict], expected_name, has_server,
+                            shares) -> tuple[list[LabelledContainer], list[LabelledContainer]]:
+    """Take back the GPUs that containers hold, after a hub restart. Rules:
+    - a container is this hub's only when its name is `expected_name(user, server)` for its
+      labelled user and server (other hubs' containers are left alone);
+    - one whose server `has_server(user, server)` says the hub has no record of (False: a
+      start the hub forgot) is returned for removal, and its GPUs stay free;
+    - one that runs keeps its GPUs for its owner (`shares(template)`: a gpu_sharing template).
+    Returns (kept: reserved, with any clash logged; orphans: to remove)."""
+    kept, orphans = [], []
+    for entry in listing:
+        c = LabelledContainer.from_listing(entry)
+        if c is None or c.name != expected_name(c.user, c.server):
+            continue
+        if has_server(c.user, c.server) is False:
+            orphans.append(c)
+        elif c.running and c.gpu_ids:
+            clash = allocator.reserve(c.owner, list(c.gpu_ids), shares(c.template))
+            if clash:
+                log.error("GPUs %s of running container %s are unknown or held twice", clash, c.name)
+            kept.append(c)
+    return kept, orphans

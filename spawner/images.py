@@ -1,4 +1,9 @@
-"""Getting a course image onto the host before a start, with the pull's progress in percent."""
+"""Getting a course image onto the host before a start, with the pull's progress in percent.
+
+Rule: only a reference that names its registry host is ever pulled. An unqualified name
+such as 'goldenhub/course-x:1' means Docker Hub to Docker, a public namespace nobody here
+controls; such an image must already be on the host (built by `goldenhub images build`),
+and a start that finds it missing is refused with a sentence, never pulled."""
 
 from __future__ import annotations
 
@@ -8,6 +13,21 @@ import time
 import docker
 
 from spawner.progress import ProgressLog, pull_percent
+
+
+class ImageUnavailable(Exception):
+    """The image is missing and may not be pulled; the message is for the student."""
+
+
+def names_registry(image: str) -> bool:
+    """Whether `image` names its registry host, Docker's rule: a first path component
+    with '.', ':' or an upper-case letter, or 'localhost' ('reg.example.org/a',
+    '127.0.0.1:5000/a', 'localhost/a'). 'goldenhub/a' and 'ubuntu:22.04' do not: Docker
+    would take them from Docker Hub."""
+    if "/" not in image:
+        return False
+    first = image.split("/", 1)[0]
+    return "." in first or ":" in first or first == "localhost" or first != first.lower()
 
 
 def split_reference(image: str) -> tuple[str, str | None]:
@@ -24,13 +44,19 @@ def split_reference(image: str) -> tuple[str, str | None]:
 
 async def pull_with_progress(spawner, image: str, progress: ProgressLog) -> None:
     """Pull `image` unless present (pull_policy 'ifnotpresent'; 'always' pulls anyway,
-    'never'/'skip' never pull), reporting overall percent at most once a second."""
+    'never'/'skip' never pull), reporting overall percent at most once a second.
+    An image that does not name its registry is never pulled (ImageUnavailable if missing)."""
     policy = spawner.pull_policy.lower()
-    if policy != "always":
+    qualified = names_registry(image)
+    if policy != "always" or not qualified:
         try:
             await spawner.docker("inspect_image", image)
             return
         except docker.errors.ImageNotFound:
+            if not qualified:
+                raise ImageUnavailable(
+                    f"The course image {image} is not available on this server; "
+                    "an administrator must build it with goldenhub images build.") from None
             if policy in ("never", "skip"):
                 raise
     loop = asyncio.get_running_loop()

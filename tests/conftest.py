@@ -17,12 +17,19 @@ import pytest
 
 from hub_ext import samples
 from spawner.network import ensure_network
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, GitRemote, copy_courses, remove_docker_objects, start_hub, wait_for
+from spawner import names
+from tests.helpers import (CHROMIUM, CHROMIUM_ARGS, GitRemote, copy_courses, hub_running, remove_docker_objects,
+                           wait_for)
 
 # Overridable so that two test runs on one machine do not share ports or containers.
 PREFIX = os.environ.get("GOLDENHUB_TEST_PREFIX", "ghtest")
 HUB_PORT = int(os.environ.get("GOLDENHUB_TEST_PORT", "18000"))
 TEST_GIT_PORT = HUB_PORT + 1418
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that restart the Docker daemon run last, so they cannot disturb the others."""
+    items.sort(key=lambda item: item.get_closest_marker("docker_restart") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +91,6 @@ def courses_dir(tmp_path_factory, sample_services, lab_remote, lab_dataset) -> P
 
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory, courses_dir):
-    remove_docker_objects(PREFIX)
     courses = courses_dir
     # Two declared GPUs: this host has no driver, so GPU starts get as far as Docker.
     (courses / "sec.yaml").write_text(textwrap.dedent("""\
@@ -106,14 +112,34 @@ def hub(tmp_path_factory, courses_dir):
         "c.JupyterHub.load_roles.append({'name': 'sec-instructor', 'users': ['sec-teacher'],"
         " 'scopes': ['custom:goldenhub:reset!group=sec-students']})\n"
     )
-    hub = start_hub(tmp_path_factory.mktemp("hub-state"), courses, HUB_PORT, PREFIX, secrets.token_hex(16),
-                    extra_config=extra)
-    yield hub
-    for user in hub.request("GET", "/users").json():
-        if user.get("servers"):
-            hub.request("DELETE", f"/users/{user['name']}/server")
-    hub.terminate()
-    remove_docker_objects(PREFIX)
+    with hub_running(tmp_path_factory.mktemp("hub-state"), courses, HUB_PORT, PREFIX, extra_config=extra) as hub:
+        yield hub
+
+
+# --- Docker volumes of the reset tests ------------------------------------------------------
+
+RESET_USER, RESET_COURSE = "alice", "intro-python"
+
+
+@pytest.fixture
+def client():
+    return docker.from_env()
+
+
+@pytest.fixture
+def prefix():
+    """A fresh name prefix for one test's volumes, removed afterwards."""
+    prefix = f"{PREFIX}rs{secrets.token_hex(3)}"
+    yield prefix
+    remove_docker_objects(prefix)
+
+
+@pytest.fixture
+def home(client, prefix):
+    """An empty home volume of RESET_USER in RESET_COURSE, labelled as the spawner labels it."""
+    name = names.home_volume_name(prefix, RESET_USER, RESET_COURSE)
+    client.volumes.create(name=name, labels={"goldenhub.user": RESET_USER, "goldenhub.course": RESET_COURSE})
+    return name
 
 
 def free_port() -> int:

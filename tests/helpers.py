@@ -216,6 +216,24 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
     return hub
 
 
+@contextlib.contextmanager
+def hub_running(state_dir: Path, courses_dir: Path, port: int, prefix: str, extra_config: str = ""):
+    """A hub of its own for the duration: started on a clean prefix; at the end every
+    server stopped, the hub terminated and the prefix's containers and volumes removed."""
+    import secrets
+
+    remove_docker_objects(prefix)
+    hub = start_hub(state_dir, courses_dir, port, prefix, secrets.token_hex(16), extra_config=extra_config)
+    try:
+        yield hub
+    finally:
+        for user in hub.request("GET", "/users").json():
+            if user.get("servers"):
+                hub.request("DELETE", f"/users/{user['name']}/server")
+        hub.terminate()
+        remove_docker_objects(prefix)
+
+
 def remove_docker_objects(prefix: str) -> None:
     client = docker.from_env()
     for c in client.containers.list(all=True, filters={"name": f"{prefix}-"}):

@@ -3,7 +3,7 @@ every migration reversible, an old schema refused until `goldenhub db upgrade`, 
 that come back as written.
 
 The PostgreSQL cases use the local cluster that `.ci/setup` starts (127.0.0.1:5432, role
-goldenhub_test, password in state/postgres-test-password); each test gets a database of
+goldenhub_test, password in /var/lib/goldenhub-test/postgres-password, one per machine); each test gets a database of
 its own, so test runs in parallel do not meet. Without that cluster they fail, not skip.
 """
 
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -23,11 +24,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from hub_ext import db
 from hub_ext.paths import REPO_ROOT
 
-PG_PASSWORD_FILE = REPO_ROOT / "state" / "postgres-test-password"
+PG_PASSWORD_FILE = Path("/var/lib/goldenhub-test/postgres-password")  # one per machine, made by .ci/setup
 PG_SERVER = "127.0.0.1:5432"
 PG_ROLE = "goldenhub_test"
 NOT_RUNNING = (f"PostgreSQL for the tests is not reachable at {PG_SERVER} as {PG_ROLE}: run `bash .ci/setup`, "
-               "which starts it and creates the role and state/postgres-test-password")
+               "which starts it and creates the role and /var/lib/goldenhub-test/postgres-password")
 
 
 def postgres_database(name: str) -> tuple[str, callable]:

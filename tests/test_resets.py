@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import random
 import re
-import secrets
 import threading
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-import docker
 import pytest
 
 from hub_ext import resets
 from hub_ext.resets import Backup, ResetError
-from spawner import names
-from tests.helpers import remove_docker_objects
 
 HELPER = "goldenhub/os-base:bookworm"
 COURSE_IMAGE = "goldenhub/course-intro-python:latest"
-USER, COURSE = "alice", "intro-python"
+from tests.conftest import RESET_COURSE as COURSE, RESET_USER as USER  # the `home` fixture's
 T0 = datetime(2026, 3, 1, 9, 30, 0, tzinfo=timezone.utc)
 
 # Files of a student's home: normal, hidden, nested, a symlink, a private file of uid 1000.
@@ -82,31 +78,13 @@ def test_list_backups_asks_docker_for_backup_labels_and_sorts_newest_first():
         asked.update(filters)
         return [volume("old", T0), volume("new", T0 + timedelta(days=1)), SimpleNamespace(name="x", attrs={})]
 
-    client = SimpleNamespace(volumes=SimpleNamespace(list=list_volumes))
+    client = SimpleNamespace(volumes=SimpleNamespace(list=list_volumes),
+                             api=SimpleNamespace(containers=lambda **kwargs: []))  # no copy in progress
     assert [b.volume for b in resets.list_backups(client, user="bob", course="dl")] == ["new", "old"]
     assert sorted(asked["label"]) == ["goldenhub.course=dl", "goldenhub.kind=backup", "goldenhub.user=bob"]
 
 
 # --- integration -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client():
-    return docker.from_env()
-
-
-@pytest.fixture
-def prefix():
-    prefix = f"ghrs-{secrets.token_hex(3)}"
-    yield prefix
-    remove_docker_objects(prefix)
-
-
-@pytest.fixture
-def home(client, prefix):
-    name = names.home_volume_name(prefix, USER, COURSE)
-    client.volumes.create(name=name, labels={"goldenhub.user": USER, "goldenhub.course": COURSE})
-    return name
 
 
 @pytest.fixture
@@ -186,7 +164,9 @@ def test_restore_brings_files_back_and_keeps_the_home_it_replaced(client, prefix
     replaced = resets.restore_backup(client, first.volume, helper_image=HELPER)
 
     assert manifest(client, home) == original
-    assert client.volumes.get(home).attrs["Labels"] == {"goldenhub.user": USER, "goldenhub.course": COURSE}
+    labels = client.volumes.get(home).attrs["Labels"]
+    assert labels["goldenhub.user"] == USER and labels["goldenhub.course"] == COURSE
+    assert labels["goldenhub.restored-from"] == first.volume and "goldenhub.kind" not in labels
     assert manifest(client, first.volume) == original  # the restored-from backup is kept
     assert manifest(client, replaced.volume) == fresh and "./new.txt" in fresh
     assert [b.volume for b in resets.list_backups(client, USER, COURSE)] == [replaced.volume, first.volume]

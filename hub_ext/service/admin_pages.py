@@ -14,17 +14,22 @@ from hub_ext import branding
 from hub_ext import templates_store as store
 from hub_ext.db import AuditEntry
 from hub_ext.paths import state_dir
-from hub_ext.service.base import BRANDING_SCOPE, RESET_SCOPE, TEMPLATES_SCOPE
+from hub_ext.service.base import BRANDING_SCOPE, RESET_SCOPE, TEMPLATES_SCOPE, int_value
+from hub_ext.service.branding_api import BoundedUpload
+from hub_ext.service.masking import mask_credentials
 from hub_ext.service.pages import PageHandler
-from hub_ext.service.resets_api import authorize_reset, reset_many
+from hub_ext.service.resets_api import authorize_reset, partition_reset_targets, reset_many
 
 ANY_ADMIN_SCOPE = (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE)
 
 
 class AdminHandler(PageHandler):
-    def require(self, scope: str | None = None) -> None:
+    def require(self, scope: str | None = None, filtered: bool = False) -> None:
+        """The scope itself; with `filtered` (or no scope named: any admin scope) a filtered
+        form such as reset!group=x is enough, for what checks the filter later (resets)."""
         wanted = (scope,) if scope else ANY_ADMIN_SCOPE
-        if not any(s == w or s.startswith(w + "!") for s in self.scopes for w in wanted):
+        prefix_ok = filtered or not scope
+        if not any(s == w or (prefix_ok and s.startswith(w + "!")) for s in self.scopes for w in wanted):
             raise web.HTTPError(403, f"This page needs the scope {' or '.join(wanted)}")
 
     def back(self, message: str, anchor: str = "") -> None:
@@ -80,12 +85,15 @@ class AdminActionPage(AdminHandler):
 
     @web.authenticated
     async def get(self, action: str):
-        self.require(RESET_SCOPE)
+        self.require(RESET_SCOPE, filtered=True)
         if action != "reset-all":
             raise web.HTTPError(404)
         course = self.get_argument("course")
+        courses = self.ctx.catalog().courses
+        if course not in courses:
+            raise web.HTTPError(404, f"No such course: {course}. Courses: {', '.join(courses)}")
         students = sorted(self.ctx.users_with_homes(course))
-        self.render_page("confirm_reset_all.html", course=self.ctx.catalog().courses[course], students=students)
+        self.render_page("confirm_reset_all.html", course=courses[course], students=students)
 
     @web.authenticated
     async def post(self, action: str):
@@ -106,11 +114,15 @@ class AdminActionPage(AdminHandler):
             targets = sorted(self.ctx.users_with_homes(course))
         else:
             raise web.HTTPError(404, f"No such action: {action}")
-        await authorize_reset(self.ctx, self.scopes, self.username, targets, course)
+        if action == "reset-all":  # those this admin may reset; the others are listed
+            targets, refused = await partition_reset_targets(self.ctx, self.scopes, self.username, targets, course)
+        else:
+            targets, refused = await authorize_reset(self.ctx, self.scopes, self.username, targets, course), []
         results = await reset_many(self.ctx, self.username, targets, course)
         failed = [r for r in results if r["result"] != "ok"]
         self.back(f"Reset {len(results) - len(failed)} of {len(results)} in {course}"
-                  + (f"; failed: {', '.join(r['user'] + ' (' + r['message'] + ')' for r in failed)}" if failed else ""))
+                  + (f"; failed: {', '.join(r['user'] + ' (' + r['message'] + ')' for r in failed)}" if failed else "")
+                  + (f"; not yours to reset: {', '.join(r['user'] for r in refused)}" if refused else ""))
 
 
 class BackupActionPage(AdminHandler):
@@ -146,10 +158,11 @@ class TemplateEditPage(AdminHandler):
                     record = store.get(session, self.ctx.file_catalog(), tid)
                 except store.StoreError as e:
                     raise web.HTTPError(e.status, str(e))
-                revisions = store.revisions(session, tid)
+                revisions = [mask_credentials(r.to_dict()) for r in store.revisions(session, tid)]
                 text = text if text is not None else store.template_yaml(store.current_data(session, record))
-        self.render_page("template_edit.html", tid=tid, text=text or "", error=error, revisions=revisions,
-                         course=course or (record.course if record else ""),
+        text = mask_credentials(text or "")
+        self.render_page("template_edit.html", tid=tid, text=text, error=mask_credentials(error),
+                         revisions=revisions, course=course or (record.course if record else ""),
                          disabled=bool(record and record.disabled))
 
     @web.authenticated
@@ -171,7 +184,8 @@ class TemplateEditPage(AdminHandler):
                     store.delete(session, files, tid)
                     return self.back(f"Template {tid} deleted (its revisions are kept)", "#templates")
                 if rollback_to:
-                    store.rollback(session, files, tid, int(rollback_to), self.username, self.ctx.policy)
+                    number = int_value("rollback", rollback_to, 1, 10**9)
+                    store.rollback(session, files, tid, number, self.username, self.ctx.policy)
                 else:
                     data = yaml.safe_load(text)
                     if tid == "new":
@@ -186,9 +200,16 @@ class TemplateEditPage(AdminHandler):
         self.back(f"Saved template {tid}", "#templates")
 
 
-class BrandingUploadPage(AdminHandler):
-    @web.authenticated
-    def post(self, kind: str):
+@web.stream_request_body
+class BrandingUploadPage(BoundedUpload, AdminHandler):
+    """The upload form: streamed like the API's (an oversized file gets a sentence), so the
+    caller is identified after the form, with its _xsrf field, has arrived."""
+
+    async def post(self, kind: str):
+        self.parse_form()
+        await self.identify()
+        if self.current_user is None:
+            raise web.HTTPError(403, "Log in to the hub to upload branding")
         self.require(BRANDING_SCOPE)
         if kind not in ("logo", "favicon"):
             raise web.HTTPError(404)

@@ -7,6 +7,7 @@ import asyncio
 from collections import defaultdict
 import logging
 import os
+import signal
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,8 +24,8 @@ from hub_ext.credentials import ensure_secret_file
 from hub_ext.db import AuditEntry, SchemaError, open_database
 from hub_ext.hubconfig import Settings
 from hub_ext.hubapi import HubAPI, HubAPIError
-from hub_ext.service import admin_pages, branding_api, pages, resets_api, templates_api
-from hub_ext.service.base import APIHandler
+from hub_ext.service import admin_pages, branding_api, pages, process, resets_api, templates_api
+from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
 
 log = logging.getLogger("goldenhub.service")
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -45,6 +46,21 @@ class ServiceContext:
         self.docker = docker.from_env()
         # One lock per student: a reset and a restore of the same student never interleave.
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.clean_up_after_crash()
+
+    def clean_up_after_crash(self) -> None:
+        """At start: undo what an earlier service process left half-done (reset markers,
+        copy helpers and their unverified copies, never a home or a verified backup)."""
+        for home in resets.remove_stale_markers(paths.state_dir()):
+            log.warning("Removed the stale reset marker of %s (its service process is gone)", home)
+        try:
+            undone = resets.remove_stale_helpers(self.docker, prefix=f"{self.prefix}-")  # this deployment's
+        except docker.errors.DockerException as e:
+            log.error("Could not look for interrupted resets in Docker: %s", e)
+            return
+        for line in undone:
+            log.warning("Cleaned up %s", line)
+            self.audit("goldenhub", "cleanup", "", "", "ok", line)
 
     def file_catalog(self) -> Catalog:
         return load_catalog(self.courses_dir, self.policy.git_schemes)
@@ -87,6 +103,33 @@ class ServiceContext:
         homes = await asyncio.to_thread(self.home_volumes, user=user, course=course)
         return homes[0].name if homes else None
 
+    def _servers_mounting(self, home: str) -> set[str]:
+        """Names of the servers whose containers (running or not) mount this home."""
+        found = self.docker.containers.list(all=True, filters={"label": f"goldenhub.home-volume={home}"})
+        return {c.labels.get("goldenhub.server", "") for c in found}
+
+    async def servers_using(self, user: str, course: str, home: str) -> list[str]:
+        """The user's servers that use this course's home: those started from one of the
+        course's templates, and those whose container mounts the home. A server of another
+        course keeps running."""
+        model = await self.hub.user(user) or {}
+        catalog = await asyncio.to_thread(self.catalog)
+        course_of = {t.id: t.course for t in [*catalog.templates.values(), *catalog.disabled.values()]}
+        mounting = await asyncio.to_thread(self._servers_mounting, home)
+        using = []
+        for name, server in model.get("servers", {}).items():
+            if not (server.get("ready") or server.get("pending")):
+                continue
+            # The options of the start now running (or pending); the state names the last start.
+            template = (server.get("user_options") or {}).get("template") or (server.get("state") or {}).get("template")
+            if name in mounting or course_of.get(template) == course:
+                using.append(name)
+        return using
+
+    async def stop_servers_using(self, user: str, course: str, home: str) -> None:
+        for server in await self.servers_using(user, course, home):
+            await self.hub.stop_server(user, server, start_grace=10)  # the spawner tells the student
+
     def remove_stopped_containers(self, home: str) -> None:
         """A crashed server can leave its container behind, holding the home: remove it
         (never a running one: that is the student's server, stopped through the hub)."""
@@ -101,30 +144,31 @@ class ServiceContext:
                 backup = None
                 if home:
                     with resets.resetting(paths.state_dir(), home):
-                        await self.hub.stop_server(user)
+                        await self.stop_servers_using(user, course, home)
                         await asyncio.to_thread(self.remove_stopped_containers, home)
                         backup = await asyncio.to_thread(
                             resets.move_home_to_backup, self.docker, home, user=user, course=course,
                             helper_image=self.helper_image)
             except (resets.ResetError, HubAPIError) as e:
-                self.audit(actor, "reset", user, course, "failed", str(e))
+                await asyncio.to_thread(self.audit, actor, "reset", user, course, "failed", str(e))
                 return {"user": user, "result": "failed", "message": str(e)}
         detail = f"home moved to backup {backup.volume}" if backup else "no home yet: nothing to back up"
-        self.audit(actor, "reset", user, course, "ok", detail)
+        await asyncio.to_thread(self.audit, actor, "reset", user, course, "ok", detail)
         return {"user": user, "result": "ok", "backup": backup.volume if backup else None, "message": detail}
 
     async def restore(self, actor: str, backup: resets.Backup) -> dict:
         async with self.locks[backup.user]:
             try:
                 with resets.resetting(paths.state_dir(), backup.home_volume):
-                    await self.hub.stop_server(backup.user)
+                    await self.stop_servers_using(backup.user, backup.course, backup.home_volume)
+                    await asyncio.to_thread(self.remove_stopped_containers, backup.home_volume)
                     replaced = await asyncio.to_thread(
                         resets.restore_backup, self.docker, backup.volume, helper_image=self.helper_image)
             except (resets.ResetError, HubAPIError) as e:
-                self.audit(actor, "restore", backup.user, backup.course, "failed", str(e))
+                await asyncio.to_thread(self.audit, actor, "restore", backup.user, backup.course, "failed", str(e))
                 return {"user": backup.user, "result": "failed", "message": str(e)}
         detail = f"restored {backup.volume}" + (f"; the home it replaced is in {replaced.volume}" if replaced else "")
-        self.audit(actor, "restore", backup.user, backup.course, "ok", detail)
+        await asyncio.to_thread(self.audit, actor, "restore", backup.user, backup.course, "ok", detail)
         return {"user": backup.user, "result": "ok", "replaced": replaced.volume if replaced else None,
                 "message": detail}
 
@@ -132,9 +176,9 @@ class ServiceContext:
         try:
             await asyncio.to_thread(resets.delete_backup, self.docker, backup.volume)
         except resets.ResetError as e:
-            self.audit(actor, "delete-backup", backup.user, backup.course, "failed", str(e))
+            await asyncio.to_thread(self.audit, actor, "delete-backup", backup.user, backup.course, "failed", str(e))
             return {"result": "failed", "message": str(e)}
-        self.audit(actor, "delete-backup", backup.user, backup.course, "ok", backup.volume)
+        await asyncio.to_thread(self.audit, actor, "delete-backup", backup.user, backup.course, "ok", backup.volume)
         return {"result": "ok", "message": f"deleted {backup.volume}"}
 
 
@@ -161,39 +205,60 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         *branding_api.handlers(prefix),
         *pages.handlers(prefix),
         *admin_pages.handlers(prefix),
+        (prefix + r"api/.*", NotFoundAPIHandler),
     ]
     return web.Application(
         routes, goldenhub=ctx, templates=templates, prefix=prefix, cookie_secret=cookie_secret,
-        xsrf_cookies=True, login_url=url_path_join(prefix, "oauth_callback"),
+        xsrf_cookies=True, xsrf_cookie_kwargs=samesite_cookie_options(), log_function=log_request,
+        login_url=url_path_join(prefix, "oauth_callback"),
     )
-
-
-def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    value = os.environ.get(name, "")
-    return tuple(v.strip() for v in value.split(",") if v.strip()) or default
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s goldenhub] %(message)s")
+    os.umask(0o077)  # the service's databases, markers and secrets are its own
+    hub_pid = os.getppid()  # the hub that started this service
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/goldenhub/")
-    s = Settings.from_env()  # the same settings the hub's config was made from
-    policy = store.Policy(
-        image_prefixes=_env_list("GOLDENHUB_IMAGE_PREFIXES", store.Policy.image_prefixes),
-        dataset_roots=_env_list("GOLDENHUB_DATASET_ROOTS", store.Policy.dataset_roots),
-    )
+    try:
+        s = Settings.from_env()  # the same settings the hub's config was made from
+    except ValueError as e:
+        log.error("%s", e)
+        raise SystemExit(1) from None
+    try:
+        pid_file = process.claim(s.state_dir, hub_pid)
+    except process.AnotherService as e:
+        log.error("%s", e)
+        raise SystemExit(1) from None
     try:
         ctx = ServiceContext(
             s.db_url, s.courses_dir, s.name_prefix,
-            os.environ.get("GOLDENHUB_HELPER_IMAGE", "goldenhub/os-base:bookworm"), HubAPI(), policy)
+            os.environ.get("GOLDENHUB_HELPER_IMAGE", "goldenhub/os-base:bookworm"), HubAPI(), store.Policy.from_env())
     except SchemaError as e:
         log.error("%s", e)  # refuse to run on a schema this version does not know
         raise SystemExit(1) from None
     cookie_secret = ensure_secret_file(s.state_dir / "service_cookie_secret")
     app = create_application(ctx, prefix, cookie_secret)
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app.listen(url.port, url.hostname)
-    log.info("goldenhub service at %s%s", os.environ["JUPYTERHUB_SERVICE_URL"], prefix)
     try:
-        ioloop.IOLoop.current().start()
+        app.listen(url.port, url.hostname)
+    except OSError as e:
+        log.error("Cannot listen on %s:%s (%s): another program holds this port; stop it or set "
+                  "GOLDENHUB_SERVICE_PORT to a free port", url.hostname, url.port, e.strerror)
+        process.release(pid_file)
+        raise SystemExit(1) from None
+    log.info("goldenhub service at %s%s", os.environ["JUPYTERHUB_SERVICE_URL"], prefix)
+    loop = ioloop.IOLoop.current()
+
+    def watch_hub():
+        if process.hub_is_gone(hub_pid):
+            log.warning("The hub (pid %s) that started this service is gone; goldenhub service stopping", hub_pid)
+            loop.stop()
+
+    ioloop.PeriodicCallback(watch_hub, 1000).start()
+    loop.asyncio_loop.add_signal_handler(signal.SIGTERM, loop.stop)  # type: ignore[attr-defined]
+    try:
+        loop.start()
     except KeyboardInterrupt:  # the hub stops its services with SIGINT/SIGTERM
         log.info("goldenhub service stopping")
+    finally:
+        process.release(pid_file)

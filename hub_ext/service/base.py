@@ -1,13 +1,27 @@
-"""What every handler of the service shares: hub login, JSON errors, body limits and
-security headers."""
+"""What every handler of the service shares: hub login, XSRF, JSON errors, body limits,
+security headers and logs without secrets.
+
+Rules for identity: the caller is identified once, in prepare(), without blocking the event
+loop. A valid JupyterHub token (Authorization header) needs no XSRF token; a login cookie
+always does on POST/PUT/PATCH/DELETE, and the XSRF token is checked exactly once, by
+HubOAuth while it reads the cookie. Tornado's own early call to check_xsrf_cookie (before
+prepare, when nobody is identified yet) is skipped: only identification can tell a valid
+token from `token garbage`, and asking for the user from inside that call made the
+service wait on itself.
+"""
 
 from __future__ import annotations
 
 import json
-import traceback
+import logging
+import re
 
-from jupyterhub.services.auth import HubOAuthenticated
+from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
 from tornado import web
+
+from hub_ext.service.masking import mask_credentials
+
+log = logging.getLogger("goldenhub.service")
 
 MAX_BODY = 64 * 1024  # JSON bodies of this API are small; uploads have their own limit
 
@@ -18,8 +32,62 @@ RESET_SCOPE = "custom:goldenhub:reset"
 TEMPLATES_SCOPE = "custom:goldenhub:templates"
 BRANDING_SCOPE = "custom:goldenhub:branding"
 
+XSRF_REFUSED = ("This request carries your login cookie but not this page's XSRF token (_xsrf; {reason}), "
+                "so it was refused: send the form from the service's own page, or call the API with a "
+                "JupyterHub token in the Authorization header.")
+UNEXPECTED = "Internal error; an administrator can find the details in the service log."
+
+# Query parameters that carry credentials; their values never reach a log line.
+_SECRET_PARAMS = re.compile(r"(?i)([?&](?:token|_xsrf|code|state|access_token)=)[^&#]*")
+
+
+def scrub_uri(uri: str) -> str:
+    """A request URI fit for a log: credential-carrying query values replaced by ***."""
+    return _SECRET_PARAMS.sub(r"\1***", uri)
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """The access log (tornado's log_function): status, method, scrubbed URI, duration."""
+    status = handler.get_status()
+    (log.info if status < 400 else log.warning)(
+        "%d %s %s %.1fms", status, handler.request.method, scrub_uri(handler.request.uri or ""),
+        1000 * handler.request.request_time())
+
+
+def samesite_cookie_options() -> dict:
+    """Every cookie of the service is SameSite=Lax at least (Strict kept if the hub sets it),
+    so another site's form or script never sends the login with it. Applied to HubOAuth's
+    login and OAuth-state cookies; returned for tornado's xsrf_cookie_kwargs."""
+    auth = HubOAuth.instance()
+    strict = any(k.lower() == "samesite" and str(v).lower() == "strict" for k, v in auth.cookie_options.items())
+    same_site = {"samesite": "Strict" if strict else "Lax"}
+    auth.cookie_options = {**{k: v for k, v in auth.cookie_options.items() if k.lower() != "samesite"}, **same_site}
+    return same_site
+
+
+def error_message(exc: BaseException | None, status_code: int, reason: str) -> str:
+    """The one sentence an error answer carries: an HTTPError's own message, else (an
+    unexpected exception) a sentence pointing at the service log, never a traceback."""
+    if isinstance(exc, web.HTTPError):
+        return mask_credentials(exc.get_message() or reason)
+    if status_code >= 500:
+        return UNEXPECTED
+    return reason
+
+
+class Refusal(web.HTTPError):
+    """An error answer with extra JSON fields (e.g. `problems`) beside status and message."""
+
+    def __init__(self, status_code: int, message: str, **details):
+        super().__init__(status_code, "%s", message)
+        self.details = details
+
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    _identifying = False
+    _identity: dict | None = None
+    _xsrf_refusal: str | None = None
+
     @property
     def ctx(self):
         return self.settings["goldenhub"]
@@ -30,6 +98,40 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.set_header("X-Frame-Options", "SAMEORIGIN")
         self.set_header("Referrer-Policy", "same-origin")
 
+    def check_xsrf_cookie(self):
+        if not self._identifying:
+            return  # tornado's call before prepare(): see the module docstring
+        try:
+            self.hub_auth.check_xsrf_cookie(self)  # skips a request authenticated by a valid token
+        except web.HTTPError as e:
+            self._xsrf_refusal = e.get_message()
+            raise  # HubOAuth then ignores the cookie
+
+    async def prepare(self):
+        await self.identify()
+
+    async def identify(self) -> None:
+        """Who calls: a valid token's or a login cookie's owner (the cookie only with the
+        XSRF token); None if neither. Sets current_user."""
+        self._identifying = True
+        try:
+            model = await self.hub_auth.get_user(self, sync=False)
+        finally:
+            self._identifying = False
+        if model:
+            try:
+                model = self.check_hub_user(model)
+            except UserNotAllowed:
+                raise web.HTTPError(403, f"This login or token of {model.get('name', '?')} may not use the goldenhub "
+                                         "service: that needs the scope access:services!service=goldenhub")
+        elif self._xsrf_refusal:
+            raise web.HTTPError(403, XSRF_REFUSED.format(reason=self._xsrf_refusal.rstrip(".")))
+        self._identity = model or None
+        self.current_user = self._identity
+
+    def get_current_user(self):
+        return self._identity  # set in prepare(); never a blocking lookup from a handler
+
     @property
     def scopes(self) -> set[str]:
         return set((self.current_user or {}).get("scopes", []))
@@ -38,19 +140,21 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def username(self) -> str:
         return (self.current_user or {}).get("name", "")
 
+    def log_exception(self, typ, value, tb):
+        where = f"{self.request.method} {scrub_uri(self.request.uri or '')}"
+        if isinstance(value, web.HTTPError):
+            message = mask_credentials(value.get_message() or value.reason or "")
+            log.warning("%d %s: %s", value.status_code, where, message)
+        else:
+            log.error("Unexpected error in %s", where, exc_info=(typ, value, tb))
+
 
 class APIHandler(BaseHandler):
-    """JSON in, JSON out; errors as {status, message}; no login redirects."""
+    """JSON in, JSON out; every error one JSON {status, message} from write_error; no
+    login redirects."""
 
-    def check_xsrf_cookie(self):
-        # API calls carry a token in the Authorization header; cookie-authenticated
-        # browser calls still go through the hub's XSRF check; no identity at all is a 401
-        # (from prepare), not an XSRF complaint.
-        if "Authorization" in self.request.headers or self.current_user is None:
-            return
-        return super().check_xsrf_cookie()
-
-    def prepare(self):
+    async def identify(self) -> None:
+        await super().identify()
         if self.current_user is None:
             raise web.HTTPError(401, "Authentication required: send a JupyterHub token or log in")
 
@@ -75,9 +179,46 @@ class APIHandler(BaseHandler):
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = getattr(exc, "log_message", None) or self._reason
-        if status_code >= 500 and not isinstance(exc, web.HTTPError):
-            self.log.error("Unexpected error:\n%s", "".join(traceback.format_exception(*kwargs["exc_info"])))
-            message = "Internal error; an administrator can find the details in the service log."
+        answer = {"status": status_code, "message": error_message(exc, status_code, self._reason)}
+        answer.update(getattr(exc, "details", {}))
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"status": status_code, "message": message}))
+        self.finish(json.dumps(answer))
+
+
+class NotFoundAPIHandler(APIHandler):
+    """Any other path under api/: a JSON 404 (not tornado's HTML page)."""
+
+    async def prepare(self):
+        raise web.HTTPError(404, f"No such API endpoint: {self.request.path}; see api/openapi.json")
+
+
+# --- typed input: every field is checked before use; a wrong type is a 400 sentence ------------
+
+def str_field(body: dict, name: str, default: str | None = None, required: bool = False) -> str | None:
+    value = body.get(name, default)
+    if required and value in (None, ""):
+        raise web.HTTPError(400, f"\"{name}\" is required: a string")
+    if value is not None and not isinstance(value, str):
+        raise web.HTTPError(400, f"\"{name}\" must be a string, not {json_type(value)}")
+    return value
+
+
+def bool_field(body: dict, name: str, default: bool = False) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise web.HTTPError(400, f"\"{name}\" must be true or false, not {json_type(value)}")
+    return value
+
+
+def int_value(name: str, value, low: int, high: int) -> int:
+    """A whole number from low to high, given as a JSON number or a decimal string."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise web.HTTPError(400, f"\"{name}\" must be a whole number from {low} to {high}; got {value!r:.40}")
+    return value
+
+
+def json_type(value) -> str:
+    return {dict: "an object", list: "a list", bool: "true/false", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), "a string" if isinstance(value, str) else type(value).__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tornado import web
 
-from hub_ext.service.base import RESET_SCOPE, BaseHandler
+from hub_ext.service.base import RESET_SCOPE, BaseHandler, error_message
 
 
 class PageHandler(BaseHandler):
@@ -17,7 +17,7 @@ class PageHandler(BaseHandler):
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = getattr(exc, "log_message", None) or self._reason
+        message = error_message(exc, status_code, self._reason)
         template = self.settings["templates"].get_template("error.html")
         self.finish(template.render(prefix=self.settings["prefix"], status=status_code, message=message))
 

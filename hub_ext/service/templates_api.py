@@ -1,78 +1,107 @@
-"""Environment templates over the REST API: list (all, with who manages each), create,
-edit, roll back, disable/enable and delete templates made at runtime. Needs the scope
-custom:goldenhub:templates, except listing."""
+"""Environment templates over the REST API: list, show, create, edit, roll back,
+disable/enable and delete templates made at runtime.
+
+Rules: changes and the full record (every field, revisions with authors and diffs, who
+manages it) need the scope custom:goldenhub:templates. Without it a user sees only the
+templates their groups may start, and only what a student needs to choose one; another
+group's template is "no such template". Credentials in repository URLs are masked in
+everything returned (a revision stored before such URLs were refused may hold one).
+"""
 
 from __future__ import annotations
 
 from tornado import web
 
 from hub_ext import templates_store as store
-from hub_ext.service.base import TEMPLATES_SCOPE, APIHandler
+from hub_ext.service.base import TEMPLATES_SCOPE, APIHandler, Refusal, int_value, str_field
+from hub_ext.service.masking import mask_credentials
 
 
 def template_dict(t, managed_by: str, disabled: bool = False) -> dict:
+    """The full listing entry, for holders of the templates scope."""
     return {"id": t.id, "course": t.course, "title": t.title, "image": t.image, "gpus": t.gpus, "cpu": t.cpu,
             "memory": t.memory, "shm_size": t.shm_size, "groups": list(t.groups),
             "managed_by": managed_by, "disabled": disabled}
 
 
+def student_dict(t) -> dict:
+    """What a student needs to choose an environment: no host paths, repositories, groups
+    or history."""
+    return {"id": t.id, "course": t.course, "title": t.title, "description": t.description,
+            "image": t.image, "gpus": t.gpus, "cpu": t.cpu, "memory": t.memory, "shm_size": t.shm_size}
+
+
 class TemplatesAPIHandler(APIHandler):
+    @property
+    def may_curate(self) -> bool:
+        return TEMPLATES_SCOPE in self.scopes
+
     def require_templates_scope(self):
-        if TEMPLATES_SCOPE not in self.scopes:
+        if not self.may_curate:
             raise web.HTTPError(403, f"Changing templates needs the scope {TEMPLATES_SCOPE}")
 
+    async def startable(self) -> dict:
+        """The templates this user's groups may start, by id (as the spawner offers them)."""
+        model = await self.ctx.hub.user(self.username) or {}
+        return {t.id: t for t in self.ctx.catalog().templates_for(set(model.get("groups", [])))}
+
     def run(self, change, *args, **kwargs):
-        """Apply a store change in a session, turning refusals into JSON errors."""
+        """Apply a store change in a session; a refusal becomes an error answer."""
         with self.ctx.db() as session:
             try:
                 return change(session, self.ctx.file_catalog(), *args, **kwargs)
             except store.StoreError as e:
-                self.set_status(e.status)
-                self.write_json({"status": e.status, "message": str(e), "problems": e.problems}, e.status)
-                return None
+                raise Refusal(e.status, str(e), problems=e.problems) from None
 
 
 class TemplatesHandler(TemplatesAPIHandler):
-    def get(self):
+    async def get(self):
+        if not self.may_curate:
+            templates = await self.startable()
+            return self.write_json({"templates": [student_dict(t) for t in templates.values()]})
         catalog = self.ctx.catalog()
         items = [template_dict(t, catalog.managed_by[t.id]) for t in catalog.templates.values()]
         items += [template_dict(t, "api", disabled=True) for t in catalog.disabled.values()]
-        self.write_json({"templates": items, "conflicts": catalog.conflicts})
+        self.write_json(mask_credentials({"templates": items, "conflicts": catalog.conflicts}))
 
     def post(self):
         self.require_templates_scope()
         body = self.json_body()
-        record = self.run(store.create, body.get("course"), body.get("course_title", ""), body.get("template"),
-                          self.username, self.ctx.policy, body.get("comment", ""))
-        if record is not None:
-            self.write_json({"id": record.id, "revision": record.current}, 201)
+        course = str_field(body, "course", required=True)
+        title = str_field(body, "course_title", "")
+        comment = str_field(body, "comment", "")
+        record = self.run(store.create, course, title, body.get("template"), self.username, self.ctx.policy, comment)
+        self.write_json({"id": record.id, "revision": record.current}, 201)
 
 
 class TemplateHandler(TemplatesAPIHandler):
-    def get(self, tid: str):
+    async def get(self, tid: str):
+        if not self.may_curate:
+            template = (await self.startable()).get(tid)
+            if template is None:
+                raise web.HTTPError(404, f"No such template: {tid}")
+            return self.write_json(student_dict(template))
+
         def show(session, files):
             record = store.get(session, files, tid)
             return {"id": tid, "course": record.course, "revision": record.current, "disabled": record.disabled,
                     "template": store.current_data(session, record),
                     "revisions": [r.to_dict() for r in store.revisions(session, tid)]}
-        result = self.run(show)
-        if result is not None:
-            self.write_json(result)
+        self.write_json(mask_credentials(self.run(show)))
 
     def patch(self, tid: str):
         self.require_templates_scope()
         body = self.json_body()
-        record = self.run(store.update, tid, body.get("template"), self.username, self.ctx.policy,
-                          body.get("comment", ""))
-        if record is not None:
-            self.write_json({"id": tid, "revision": record.current})
+        comment = str_field(body, "comment", "")
+        record = self.run(store.update, tid, body.get("template"), self.username, self.ctx.policy, comment)
+        self.write_json({"id": tid, "revision": record.current})
 
     def delete(self, tid: str):
         self.require_templates_scope()
         if self.get_argument("confirm", "") != tid:
             raise web.HTTPError(400, f"Deleting a template needs ?confirm={tid}")
-        if self.run(store.delete, tid) is None and self._status_code == 200:
-            self.write_json({"id": tid, "deleted": True})
+        self.run(store.delete, tid)
+        self.write_json({"id": tid, "deleted": True})
 
 
 class TemplateActionHandler(TemplatesAPIHandler):
@@ -80,13 +109,13 @@ class TemplateActionHandler(TemplatesAPIHandler):
         self.require_templates_scope()
         body = self.json_body()
         if action == "rollback":
-            record = self.run(store.rollback, tid, body.get("revision"), self.username, self.ctx.policy)
+            revision = int_value("revision", body.get("revision"), 1, 10**9)
+            record = self.run(store.rollback, tid, revision, self.username, self.ctx.policy)
         elif action in ("disable", "enable"):
             record = self.run(store.set_disabled, tid, action == "disable")
         else:
             raise web.HTTPError(404, f"No such action: {action}; allowed: rollback, disable, enable")
-        if record is not None:
-            self.write_json({"id": tid, "revision": record.current, "disabled": record.disabled})
+        self.write_json({"id": tid, "revision": record.current, "disabled": record.disabled})
 
 
 def handlers(prefix: str) -> list:
