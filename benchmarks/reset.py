@@ -2,7 +2,7 @@
 
 Creates N home volumes (named and labelled as the spawner makes them) holding a few MB each
 (a random data file, a notebook checkpoint directory, small files), then resets all of them
-through hub_ext.resets.move_home_to_backup in a thread pool, as the hub service does, and
+through hub_ext.homes.resets.move_home_to_backup in a thread pool, as the hub service does, and
 removes everything it created. There is no stock comparison: stock DockerSpawner has no
 reset (an admin removes containers and volumes by hand, losing the files).
 
@@ -28,7 +28,7 @@ import docker
 if __package__ in (None, ""):  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_ext import resets  # noqa: E402
+from hub_ext.homes import resets  # noqa: E402
 from spawner import names  # noqa: E402
 from tests.helpers import remove_docker_objects  # noqa: E402
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from docker.types import DeviceRequest, Mount
 
-from hub_ext.catalog import HOME, Template
+from hub_ext.catalog.model import HOME, Template
 
 # Runs in the student's container before the Jupyter server. Courseware is pulled with
 # nbgitpuller's rules: the student's edits win, clashing files of theirs are renamed,

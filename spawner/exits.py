@@ -6,7 +6,7 @@ A clean exit (code 0: the student shut Jupyter down) needs no explanation."""
 
 from __future__ import annotations
 
-from hub_ext.rules import format_bytes
+from hub_ext.catalog.rules import format_bytes
 
 
 def explain_exit(state: dict, course: str, memory: int = 0) -> str:

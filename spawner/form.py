@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from jinja2 import Environment
 
-from hub_ext.catalog import Template
-from hub_ext.rules import format_bytes
+from hub_ext.catalog.model import Template
+from hub_ext.catalog.rules import format_bytes
 
 _env = Environment(autoescape=True)
 

@@ -14,11 +14,13 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
-from hub_ext import paths, rules
-from hub_ext.catalog import Catalog, CatalogError, Template
-from hub_ext.resets import reset_in_progress
-from hub_ext.templates_store import load_full_catalog
-from spawner import branding, container, names
+from hub_ext import paths
+from hub_ext.catalog import rules
+from hub_ext.catalog.model import Catalog, CatalogError, Template
+from hub_ext.homes.resets import reset_in_progress
+from hub_ext.catalog.store import load_full_catalog
+from hub_ext.branding import container as branding
+from spawner import container, names
 from spawner.admission import Admission, QueueTimeout
 from spawner.exits import explain_exit, explain_reset
 from spawner.form import make_options_form, options_from_form
@@ -403,7 +405,7 @@ class GoldenSpawner(DockerSpawner):
                 "an administrator must build or publish it (goldenhub images build).") from None
 
     async def create_object(self):
-        from hub_ext.templates_store import DatasetUnavailable, Policy, resolve_datasets
+        from hub_ext.catalog.store import DatasetUnavailable, Policy, resolve_datasets
 
         # Datasets are resolved again at every start (a link may have changed since the
         # template was validated) and the real paths are what Docker binds.

@@ -163,6 +163,6 @@ def test_admin_uploads_a_logo_and_the_login_page_shows_it(hub, browser):
     finally:
         anonymous.close()
         hub.request("DELETE", "/users/branded-student/server")
-        from hub_ext.branding import reset_branding
+        from hub_ext.branding.store import reset_branding
 
         reset_branding(hub.state_dir, "logo")

@@ -23,9 +23,10 @@ import docker
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from hub_ext import db, rules
-from hub_ext import templates_store as store
-from hub_ext.catalog import Catalog, CatalogError, parse_template
+from hub_ext.catalog import rules
+from hub_ext.service import db
+from hub_ext.catalog import store
+from hub_ext.catalog.model import Catalog, CatalogError, parse_template
 from tests.conftest import HUB_PORT, PREFIX
 from tests.helpers import remove_docker_objects, start_hub
 

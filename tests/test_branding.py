@@ -13,11 +13,11 @@ import zlib
 import pytest
 import requests
 
-from hub_ext.branding import (
+from hub_ext.branding.store import (
     MAX_BYTES, BrandingError, Upload, current_branding, describe, reset_branding, store_branding,
     validate_upload,
 )
-from spawner import branding as lab_branding
+from hub_ext.branding import container as lab_branding
 from tests.helpers import ARTIFACTS
 
 # --- tiny real images, made here -------------------------------------------------------------

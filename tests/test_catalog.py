@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub_ext.catalog import CatalogError, load_catalog
+from hub_ext.catalog.model import CatalogError, load_catalog
 from hub_ext.paths import REPO_ROOT
 
 GOOD = """\

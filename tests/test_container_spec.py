@@ -1,6 +1,6 @@
 """How a template becomes a container, checked as plain dicts (no Docker needed)."""
 
-from hub_ext.catalog import Courseware, Dataset, Template
+from hub_ext.catalog.model import Courseware, Dataset, Template
 from spawner import container, names
 
 TEMPLATE = Template(

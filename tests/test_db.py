@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from hub_ext import db
+from hub_ext.service import db
 from hub_ext.paths import REPO_ROOT
 
 PG_PASSWORD_FILE = Path("/var/lib/goldenhub-test/postgres-password")  # one per machine, made by .ci/setup

@@ -19,8 +19,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from hub_ext import resets
-from hub_ext.resets import ResetError
+from hub_ext.homes import resets
+from hub_ext.homes.resets import ResetError
 from spawner import names
 from tests.conftest import HUB_PORT, PREFIX
 from tests.helpers import REPO_ROOT, hub_running, wait_for
@@ -136,7 +136,7 @@ def test_a_reset_killed_mid_copy_leaves_no_listed_backup_and_the_next_reset_work
     before = manifest(client, home)
     code = textwrap.dedent(f"""
         import docker
-        from hub_ext import resets
+        from hub_ext.homes import resets
         with resets.resetting({str(tmp_path)!r}, {home!r}):
             resets.move_home_to_backup(docker.from_env(), {home!r}, user={USER!r}, course={COURSE!r},
                                        helper_image={HELPER!r})

@@ -7,7 +7,7 @@ import asyncio
 import docker
 import pytest
 
-from hub_ext.catalog import load_catalog
+from hub_ext.catalog.model import load_catalog
 from hub_ext.paths import REPO_ROOT
 from spawner import container
 from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared

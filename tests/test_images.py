@@ -15,7 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hub_ext import images, images_cmd
+from hub_ext.cli import images_cmd
+from hub_ext.images import plan as images
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT_S = 1500

@@ -2,7 +2,7 @@
 restores bring every byte back, and concurrent operations on one home stay consistent.
 
 File contents, modes, owners and mtimes are compared from inside containers, independently of
-the verification that hub_ext.resets does itself."""
+the verification that hub_ext.homes.resets does itself."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hub_ext import resets
-from hub_ext.resets import Backup, ResetError
+from hub_ext.homes import resets
+from hub_ext.homes.resets import Backup, ResetError
 
 HELPER = "goldenhub/os-base:bookworm"
 COURSE_IMAGE = "goldenhub/course-intro-python:latest"

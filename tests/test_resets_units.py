@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hub_ext import owner as owner_mod
-from hub_ext import resets
-from hub_ext.owner import Owner
+from hub_ext.homes import owner as owner_mod
+from hub_ext.homes import resets
+from hub_ext.homes.owner import Owner
 from tests.helpers import wait_for
 
 HOME = "gh-home-alice--intro-2dpython"

@@ -102,7 +102,7 @@ def _ico_bitmap(width: int, height: int, pixels: int) -> bytes:
     ("favicon", _ico_bitmap(16, 16, 64), "declares 16x16 pixels but holds less data"),
 ])
 def test_crafted_branding_is_refused_with_the_reason(kind, data, message):
-    from hub_ext.branding import BrandingError, validate_upload
+    from hub_ext.branding.store import BrandingError, validate_upload
     from tests.test_branding import make_jpeg, make_png
 
     data = {"png+trailer": make_png() + b"zip", "jpeg+trailer": make_jpeg() + b"PK"}.get(data, data)
@@ -111,6 +111,6 @@ def test_crafted_branding_is_refused_with_the_reason(kind, data, message):
 
 
 def test_a_whole_icon_bitmap_is_accepted():
-    from hub_ext.branding import validate_upload
+    from hub_ext.branding.store import validate_upload
 
     assert validate_upload("favicon", _ico_bitmap(16, 16, 16 * 16 * 4)).mime == "image/x-icon"

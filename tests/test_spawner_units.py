@@ -244,7 +244,7 @@ def test_a_server_that_died_is_explained_in_one_sentence():
 
 
 def test_the_start_page_shows_why_the_last_server_stopped():
-    from hub_ext.catalog import load_catalog
+    from hub_ext.catalog.model import load_catalog
 
     templates = list(load_catalog(REPO_ROOT / "courses").templates.values())
     html = make_options_form(templates, notice="Your <b>lab</b> environment stopped")

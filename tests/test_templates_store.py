@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from hub_ext import db
-from hub_ext import templates_store as store
-from hub_ext.catalog import load_catalog
+from hub_ext.service import db
+from hub_ext.catalog import store
+from hub_ext.catalog.model import load_catalog
 
 FILE = """\
 id: files
@@ -76,7 +76,7 @@ def test_revisions_diff_and_rollback(env):
 
 def test_policy_names_what_is_allowed():
     policy = store.Policy(image_prefixes=("registry.campus:5000/teaching/",), dataset_roots=("/data",))
-    from hub_ext.catalog import parse_template
+    from hub_ext.catalog.model import parse_template
 
     t = parse_template({**NEW, "datasets": [{"name": "d", "source": "/srv/elsewhere"}]}, "t", "c")
     problems = policy.problems(t)

@@ -10,9 +10,9 @@ import yaml
 from tornado import web
 from tornado.escape import url_escape
 
-from hub_ext import branding
-from hub_ext import templates_store as store
-from hub_ext.db import AuditEntry
+from hub_ext.branding import store as branding
+from hub_ext.catalog import store
+from hub_ext.service.db import AuditEntry
 from hub_ext.paths import state_dir
 from hub_ext.service.base import BRANDING_SCOPE, RESET_SCOPE, TEMPLATES_SCOPE, int_value
 from hub_ext.service.branding_api import BoundedUpload

@@ -17,13 +17,14 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
-from hub_ext import paths, resets
-from hub_ext import templates_store as store
-from hub_ext.catalog import Catalog, load_catalog
+from hub_ext import paths
+from hub_ext.homes import resets
+from hub_ext.catalog import store
+from hub_ext.catalog.model import Catalog, load_catalog
 from hub_ext.credentials import ensure_secret_file
-from hub_ext.db import AuditEntry, SchemaError, open_database
+from hub_ext.service.db import AuditEntry, SchemaError, open_database
 from hub_ext.hubconfig import Settings
-from hub_ext.hubapi import HubAPI, HubAPIError
+from hub_ext.hubclient import HubAPI, HubAPIError
 from hub_ext.service import admin_pages, branding_api, pages, process, resets_api, templates_api
 from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
 

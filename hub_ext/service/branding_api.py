@@ -1,5 +1,5 @@
 """Branding over the REST API: PUT the raw bytes of a logo or favicon; GET what is in use.
-Content is sniffed (hub_ext.branding); a refused upload changes nothing.
+Content is sniffed (hub_ext.branding.store); a refused upload changes nothing.
 
 Rules for upload size: an upload body is streamed; at most MAX_UPLOAD bytes are kept, the
 rest (up to READ_LIMIT) is read and dropped, so that an oversized upload is answered with a
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tornado import httputil, web
 
-from hub_ext import branding
+from hub_ext.branding import store as branding
 from hub_ext.paths import state_dir
 from hub_ext.service.base import BRANDING_SCOPE, APIHandler
 

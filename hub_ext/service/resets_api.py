@@ -1,7 +1,7 @@
 """Resets, backups and the audit log over the REST API.
 
 A reset: stop the student's server through the hub API, then move their home for that
-course to a dated backup (hub_ext.resets), so the next start gets a fresh home with
+course to a dated backup (hub_ext.homes.resets), so the next start gets a fresh home with
 freshly pulled courseware. Every attempt is written to the audit log, refused ones too.
 """
 
@@ -11,7 +11,7 @@ import asyncio
 
 from tornado import web
 
-from hub_ext.db import AuditEntry
+from hub_ext.service.db import AuditEntry
 from hub_ext.service.base import RESET_SCOPE, APIHandler, bool_field, int_value, str_field
 
 RESET_CONCURRENCY = 4  # homes copied at once in a course-wide reset (disk-bound)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tornado import web
 
-from hub_ext import templates_store as store
+from hub_ext.catalog import store
 from hub_ext.service.base import TEMPLATES_SCOPE, APIHandler, Refusal, int_value, str_field
 from hub_ext.service.masking import mask_credentials
 

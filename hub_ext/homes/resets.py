@@ -21,7 +21,7 @@ where the holes are, so a hole and written zeros compare equal. A `truncate -s 1
 resets in about a second.
 
 Verified or not. Each copy runs under two reset-helper containers labelled with the copy's
-owner process (hub_ext.owner), an expiry, the source and the destination: a *guard*
+owner process (hub_ext.homes.owner), an expiry, the source and the destination: a *guard*
 (created first, never started, mounting nothing) and the *copier* (whose mount creates the
 destination volume, labelled with the operation's id). A volume named as the destination
 of any reset-helper container is unverified: it is never listed, restored or deleted as a
@@ -63,8 +63,8 @@ import docker.errors
 import requests
 from docker.types import Mount
 
-from hub_ext.owner import Owner
-from hub_ext.reset_markers import (  # noqa: F401 - the spawner and the service use them from here
+from hub_ext.homes.owner import Owner
+from hub_ext.homes.markers import (  # noqa: F401 - the spawner and the service use them from here
     MARKER_TTL, remove_stale_markers, reset_in_progress, reset_marker, resetting)
 
 KIND = "goldenhub.kind"

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from hub_ext.db import Base
+from hub_ext.service.db import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
 if context.is_offline_mode():

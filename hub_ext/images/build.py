@@ -1,6 +1,6 @@
 """Building golden images with a Docker engine: choose the OS base, build the chain, push.
 
-The plan (which layers, names, labels) comes from hub_ext.images; this module only runs it.
+The plan (which layers, names, labels) comes from hub_ext.images.plan; this module only runs it.
 Every Docker call has a bound (the client's timeout), and Docker's build output is shown as
 it arrives so the user sees which steps came from the cache.
 """
@@ -19,7 +19,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from hub_ext import images, offline_base
+from hub_ext.images import offline_base
+from hub_ext.images import plan as images
 
 Log = Callable[[str], None]
 

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from hub_ext import admin_cmd, courses_cmd, images_cmd, platform_cmd
+from hub_ext.cli import admin_cmd, courses_cmd, images_cmd, platform_cmd
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from hub_ext import paths, rules
-from hub_ext.catalog import CatalogError, load_catalog
+from hub_ext import paths
+from hub_ext.catalog import rules
+from hub_ext.catalog.model import CatalogError, load_catalog
 
 
 def validate(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from hub_ext.branding import PNG_SIGNATURE, describe
+from hub_ext.branding.store import PNG_SIGNATURE, describe
 
 CONTAINER_DIR = "/tmp/goldenhub-branding"
 # jupyter_server's static/favicons, which JupyterLab (idle, busy-1), Notebook 7 and

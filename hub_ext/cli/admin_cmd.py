@@ -291,7 +291,7 @@ def on_database(action):
         try:
             return action(args, url, shown)
         except AlembicError as e:
-            from hub_ext import db
+            from hub_ext.service import db
 
             known = [r.revision for r in ScriptDirectory.from_config(db.alembic_config(url)).walk_revisions()]
             raise CommandError(f"{e} (revisions: base, {', '.join(reversed(known))})") from None
@@ -304,7 +304,7 @@ def db_current(args, url: str, shown: str) -> int:
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
-    from hub_ext import db
+    from hub_ext.service import db
 
     database = make_url(url).database
     if make_url(url).get_backend_name() == "sqlite" and database and not os.path.exists(database):
@@ -322,7 +322,7 @@ def db_current(args, url: str, shown: str) -> int:
 def db_upgrade(args, url: str, shown: str) -> int:
     from sqlalchemy import create_engine
 
-    from hub_ext import db
+    from hub_ext.service import db
 
     before = db.current_revision(create_engine(url))
     db.upgrade(url)
@@ -335,7 +335,7 @@ def db_upgrade(args, url: str, shown: str) -> int:
 def db_downgrade(args, url: str, shown: str) -> int:
     from sqlalchemy import create_engine
 
-    from hub_ext import db
+    from hub_ext.service import db
 
     confirm(args, args.revision, f"Downgrading {shown} to schema {args.revision} drops the tables of newer "
                                  "schemas with their data (e.g. runtime templates). Back it up first.")

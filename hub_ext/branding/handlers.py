@@ -12,7 +12,7 @@ from pathlib import Path
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
-from hub_ext.branding import KINDS, describe
+from hub_ext.branding.store import KINDS, describe
 
 URL_PREFIX = "/goldenhub/branding"  # under the hub prefix: /hub/goldenhub/branding/<kind>
 

@@ -21,9 +21,10 @@ import yaml
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
-from hub_ext import paths, rules
-from hub_ext.catalog import Catalog, CatalogError, Course, Template, load_catalog, parse_template
-from hub_ext.db import TemplateRecord, TemplateRevision, utcnow
+from hub_ext import paths
+from hub_ext.catalog import rules
+from hub_ext.catalog.model import Catalog, CatalogError, Course, Template, load_catalog, parse_template
+from hub_ext.service.db import TemplateRecord, TemplateRevision, utcnow
 
 log = logging.getLogger(__name__)
 

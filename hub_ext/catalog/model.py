@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from hub_ext import rules
+from hub_ext.catalog import rules
 
 # The home directory of the student inside every golden image (user jovyan, uid 1000).
 HOME = "/home/jovyan"

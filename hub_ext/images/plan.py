@@ -6,7 +6,7 @@ A golden image is built in three layers, each a directory with a Dockerfile:
     images/frameworks/<name>/         goldenhub/framework-<name>     (FROM the base, ARG BASE)
     images/courses/<course-id>/       goldenhub/course-<course-id>   (FROM its framework, ARG FRAMEWORK_IMAGE)
 
-Nothing here talks to Docker (that is hub_ext.images_build); git is read for provenance.
+Nothing here talks to Docker (that is hub_ext.images.build); git is read for provenance.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from hub_ext import images, paths
-from hub_ext.offline_base import OfflineBaseError
+from hub_ext import paths
+from hub_ext.images import plan as images
+from hub_ext.images.offline_base import OfflineBaseError
 
 DEFAULT_TIMEOUT_S = 1800
 
@@ -57,8 +58,8 @@ def _fail(message: str) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     """Plan, then build; every expected failure is one clear message and exit status 1."""
-    from hub_ext import images_build
-    from hub_ext.catalog import CatalogError, load_catalog
+    from hub_ext.images import build as images_build
+    from hub_ext.catalog.model import CatalogError, load_catalog
 
     import jupyterhub
 

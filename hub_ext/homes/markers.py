@@ -1,7 +1,7 @@
 """Reset markers: "this home is being reset", so the spawner (in the hub process) refuses
 to start a server on it while the service (another process) copies it.
 
-A marker names its owner process (hub_ext.owner) and an expiry. One whose owner is gone
+A marker names its owner process (hub_ext.homes.owner) and an expiry. One whose owner is gone
 (or, written on another host, whose time passed) is ignored and removed, so a crash never
 keeps a student out of their environment. A marker is written whole (a temporary file
 renamed), so it is never read half-made.
@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from hub_ext.owner import Owner
+from hub_ext.homes.owner import Owner
 
 # A reset or a restore: stopping servers, then at most two copies of up to an hour each
-# (hub_ext.resets.COPY_TIMEOUT; a restore backs the current home up first).
+# (hub_ext.homes.resets.COPY_TIMEOUT; a restore backs the current home up first).
 MARKER_TTL = 2 * 3600 + 600
 
 

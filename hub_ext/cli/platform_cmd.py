@@ -9,7 +9,7 @@ import sys
 import docker
 
 from hub_ext import paths, samples
-from hub_ext.catalog import CatalogError, load_catalog
+from hub_ext.catalog.model import CatalogError, load_catalog
 from hub_ext.hubconfig import Settings
 from hub_ext.credentials import ensure_secrets
 from spawner.network import ensure_network

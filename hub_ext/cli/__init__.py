@@ -1,0 +1,2 @@
+"""The `goldenhub` command: main wires one module per command group (platform, courses,
+images, admin)."""
