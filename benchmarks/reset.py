@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the repo's packages impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub_ext.homes import resets  # noqa: E402
-from spawner import names  # noqa: E402
+from hub_ext import contract  # noqa: E402
 from tests.helpers import remove_docker_objects  # noqa: E402
 
 COURSE = "bench-course"
@@ -43,7 +43,7 @@ def make_homes(client: docker.DockerClient, prefix: str, count: int, mb: int, im
     """N labelled home volumes with ~mb MB each, filled by one container per batch."""
     homes = []
     for i in range(count):
-        name = names.home_volume_name(prefix, f"student{i:03d}", COURSE)
+        name = contract.home_volume_name(prefix, f"student{i:03d}", COURSE)
         client.volumes.create(name=name, labels={"goldenhub.user": f"student{i:03d}", "goldenhub.course": COURSE})
         homes.append(name)
     fill = (f"head -c {mb}M /dev/urandom > /tmp/data.bin && for h in /homes/*; do "

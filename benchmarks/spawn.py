@@ -36,7 +36,7 @@ import requests
 if __package__ in (None, ""):  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spawner import names  # noqa: E402
+from hub_ext import contract  # noqa: E402
 from tests.helpers import Hub, remove_docker_objects, start_hub, wait_for  # noqa: E402
 
 DEFAULT_IMAGE = "goldenhub/course-intro-python:latest"
@@ -67,7 +67,7 @@ class Side:
 
     def container_name(self, user: str) -> str:
         if self.kind == "golden":
-            return names.container_name(self.prefix, user)
+            return contract.container_name(self.prefix, user)
         return f"{self.prefix}-{user}"  # stock name_template; bench usernames need no escaping
 
 

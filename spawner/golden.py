@@ -20,7 +20,8 @@ from hub_ext.catalog.model import Catalog, CatalogError, Template
 from hub_ext.homes.resets import reset_in_progress
 from hub_ext.catalog.store import load_full_catalog
 from hub_ext.branding import container as branding
-from spawner import container, names
+from hub_ext import contract
+from spawner import container
 from spawner.admission import Admission, QueueTimeout
 from spawner.exits import explain_exit, explain_reset
 from spawner.form import make_options_form, options_from_form
@@ -212,7 +213,7 @@ class GoldenSpawner(DockerSpawner):
             self.log.error("Could not list containers to rebuild GPU allocations: %s", e)
             return
         kept, orphans = rebuild_from_containers(
-            allocator, listing, lambda user, server: names.container_name(self.name_prefix, user, server),
+            allocator, listing, lambda user, server: contract.container_name(self.name_prefix, user, server),
             self._hub_has_server, self._shares_gpus)
         for c in kept:
             self.log.info("GPUs %s held by running container %s of %s", list(c.gpu_ids), c.name, c.owner)
@@ -259,7 +260,7 @@ class GoldenSpawner(DockerSpawner):
 
     @property
     def container_name(self):
-        return names.container_name(self.name_prefix, self.user.name, self.name)
+        return contract.container_name(self.name_prefix, self.user.name, self.name)
 
     @default("object_name")
     def _object_name_default(self):
@@ -267,7 +268,7 @@ class GoldenSpawner(DockerSpawner):
 
     def home_volume_for(self, course: str) -> str:
         if course not in self.homes:
-            self.homes = {**self.homes, course: names.home_volume_name(self.name_prefix, self.user.name, course)}
+            self.homes = {**self.homes, course: contract.home_volume_name(self.name_prefix, self.user.name, course)}
         return self.homes[course]
 
     async def ensure_home_volume(self, template: Template) -> str:

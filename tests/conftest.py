@@ -17,7 +17,7 @@ import pytest
 
 from hub_ext import samples
 from spawner.network import ensure_network
-from spawner import names
+from hub_ext import contract
 from tests.helpers import (CHROMIUM, CHROMIUM_ARGS, GitRemote, copy_courses, hub_running, remove_docker_objects,
                            wait_for)
 
@@ -137,7 +137,7 @@ def prefix():
 @pytest.fixture
 def home(client, prefix):
     """An empty home volume of RESET_USER in RESET_COURSE, labelled as the spawner labels it."""
-    name = names.home_volume_name(prefix, RESET_USER, RESET_COURSE)
+    name = contract.home_volume_name(prefix, RESET_USER, RESET_COURSE)
     client.volumes.create(name=name, labels={"goldenhub.user": RESET_USER, "goldenhub.course": RESET_COURSE})
     return name
 

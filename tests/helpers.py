@@ -17,7 +17,7 @@ import docker
 import requests
 
 from hub_ext.paths import REPO_ROOT
-from spawner import names
+from hub_ext import contract
 
 WAIT_SPAWN = 240  # seconds; a bound on every wait, with a message when it runs out
 
@@ -156,7 +156,7 @@ class Hub:
         wait_for(lambda: self.server(name) is None, 120, f"server of {name} stopping", interval=1)
 
     def container(self, name: str):
-        return docker.from_env().containers.get(names.container_name(self.prefix, name))
+        return docker.from_env().containers.get(contract.container_name(self.prefix, name))
 
     def exec(self, name: str, command: str) -> tuple[int, str]:
         code, out = self.container(name).exec_run(["sh", "-c", command])

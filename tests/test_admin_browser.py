@@ -11,7 +11,7 @@ import yaml
 from tests.helpers import ARTIFACTS
 from tests.test_branding import make_png
 from tests.test_service import ServiceClient, user_token, volume_files
-from spawner import names
+from hub_ext import contract
 
 pytestmark = pytest.mark.browser
 
@@ -79,7 +79,7 @@ def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser
     user = "self-resetter"
     hub.spawn(user, {"template": "lab-cpu"})
     hub.exec(user, "echo 'my thesis' > ~/thesis.txt")
-    home = names.home_volume_name(hub.prefix, user, "lab")
+    home = contract.home_volume_name(hub.prefix, user, "lab")
     page = login(browser, hub, user, secrets(hub)["student_password"])
     try:
         page.goto(f"{hub.url}/services/goldenhub/")

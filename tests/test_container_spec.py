@@ -1,7 +1,8 @@
 """How a template becomes a container, checked as plain dicts (no Docker needed)."""
 
 from hub_ext.catalog.model import Courseware, Dataset, Template
-from spawner import container, names
+from hub_ext import contract
+from spawner import container
 
 TEMPLATE = Template(
     id="intro-cpu", course="intro", title="Intro", description="", image="goldenhub/course-intro:1.0",
@@ -58,14 +59,14 @@ def test_no_courseware_means_no_sync_variables():
 
 def test_names_do_not_collide_for_tricky_users():
     pairs = [
-        (names.container_name("gh", "user--foo"), names.container_name("gh", "user", "foo")),
-        (names.container_name("gh", "Alice"), names.container_name("gh", "alice")),
-        (names.container_name("gh", "has@"), names.container_name("gh", "has")),
-        (names.home_volume_name("gh", "a--b", "c"), names.home_volume_name("gh", "a", "b--c")),
+        (contract.container_name("gh", "user--foo"), contract.container_name("gh", "user", "foo")),
+        (contract.container_name("gh", "Alice"), contract.container_name("gh", "alice")),
+        (contract.container_name("gh", "has@"), contract.container_name("gh", "has")),
+        (contract.home_volume_name("gh", "a--b", "c"), contract.home_volume_name("gh", "a", "b--c")),
     ]
     for a, b in pairs:
         assert a != b
     for name in ["José", "ünï", "has@", "x" * 200]:
-        escaped = names.container_name("gh", name)
+        escaped = contract.container_name("gh", name)
         assert escaped.isascii() and len(escaped) < 80
         assert all(c.isalnum() or c in "-_" for c in escaped)  # "_" marks a shortened part

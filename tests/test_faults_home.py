@@ -8,7 +8,7 @@ import subprocess
 import docker
 import pytest
 
-from spawner import names
+from hub_ext import contract
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def full_home(hub, tmp_path):
     disk.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(disk)], check=True)
     client = docker.from_env()
-    name = names.home_volume_name(hub.prefix, USER, "lab")
+    name = contract.home_volume_name(hub.prefix, USER, "lab")
     volume = client.volumes.create(
         name=name, driver="local", labels={"goldenhub.user": USER, "goldenhub.course": "lab"},
         driver_opts={"type": "none", "o": "bind", "device": str(disk)})

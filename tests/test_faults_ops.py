@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from hub_ext.service import process
-from spawner import names
+from hub_ext import contract
 from tests.conftest import HUB_PORT, PREFIX, free_port
 from tests.helpers import extra_course, remove_docker_objects, start_hub, wait_for
 from tests.test_attacks_rules import service_pid
@@ -93,7 +93,7 @@ def failure_message(response, events) -> str:
 
 def container_of(user: str):
     try:
-        return docker.from_env().containers.get(names.container_name(PREFIX, user))
+        return docker.from_env().containers.get(contract.container_name(PREFIX, user))
     except docker.errors.NotFound:
         return None
 

@@ -21,7 +21,7 @@ import pytest
 
 from hub_ext.homes import resets
 from hub_ext.homes.resets import ResetError
-from spawner import names
+from hub_ext import contract
 from tests.conftest import HUB_PORT, PREFIX
 from tests.helpers import REPO_ROOT, hub_running, wait_for
 from tests.test_resets import COURSE, HELPER, SMALL_HOME, USER, exists, manifest, run, volumes_of
@@ -216,7 +216,7 @@ def test_service_killed_mid_reset_leaves_no_lasting_damage(own_hub, admin):
     hub, user, client = own_hub, "crash-stu", docker.from_env()
     hub.spawn(user, {"template": "lab-cpu"})
     assert hub.exec(user, "cd ~ && echo essay > essay.txt && head -c 400M /dev/urandom > big.bin")[0] == 0
-    home = names.home_volume_name(hub.prefix, user, "lab")
+    home = contract.home_volume_name(hub.prefix, user, "lab")
     old_service = service_pid(hub)
     assert old_service
 
@@ -263,7 +263,7 @@ def test_resetting_one_course_keeps_the_students_other_course_running(own_hub, a
     hub.stop(user)
     hub.spawn(user, {"template": "intro-python-cpu"})
     assert hub.exec(user, "echo intro > ~/intro-notes.txt")[0] == 0
-    lab_home = names.home_volume_name(hub.prefix, user, "lab")
+    lab_home = contract.home_volume_name(hub.prefix, user, "lab")
     try:
         r = admin.call("POST", "/resets", json={"course": "lab", "user": user})
         assert r.status_code == 200 and r.json()["results"][0]["result"] == "ok", r.text
@@ -285,7 +285,7 @@ def test_an_instructors_reset_all_resets_their_students_and_lists_the_others(own
     hub.request("POST", "/groups/rsec-students/users", json={"users": ["rsec-in"]}).raise_for_status()
     homes = {}
     for name in ("rsec-in", "rsec-out"):
-        homes[name] = names.home_volume_name(hub.prefix, name, "rsec")
+        homes[name] = contract.home_volume_name(hub.prefix, name, "rsec")
         client.volumes.create(name=homes[name], labels={"goldenhub.user": name, "goldenhub.course": "rsec"})
         run(client, f"echo {name} > /h/mine.txt", {homes[name]: "/h"})
     teacher = ServiceClient(hub, user_token(hub, "rsec-teacher"))

@@ -28,7 +28,7 @@ import docker
 import pytest
 import requests
 
-from spawner import names
+from hub_ext import contract
 from tests.conftest import HUB_PORT, PREFIX
 from tests.helpers import WAIT_SPAWN, copy_courses, extra_course, remove_docker_objects, start_hub, wait_for
 
@@ -180,7 +180,7 @@ def fault(tmp_path_factory, sample_services):
 
 def container_of(user: str):
     try:
-        return docker.from_env().containers.get(names.container_name(FAULT_PREFIX, user))
+        return docker.from_env().containers.get(contract.container_name(FAULT_PREFIX, user))
     except docker.errors.NotFound:
         return None
 
@@ -372,7 +372,7 @@ def test_hub_killed_mid_burst_loses_nothing_and_gives_no_gpu_twice(fault, hangin
             first_event(hub, "b-dan", is_queued, "b-dan queued")
             ghost = client.containers.run(
                 "goldenhub/course-intro-python:latest", ["sleep", "600"], detach=True,
-                name=names.container_name(FAULT_PREFIX, "b-ghost"),
+                name=contract.container_name(FAULT_PREFIX, "b-ghost"),
                 labels={"goldenhub.user": "b-ghost", "goldenhub.server": "", "goldenhub.gpus": GPUS[0]})
 
             fault.kill_and_restart()

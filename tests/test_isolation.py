@@ -3,7 +3,7 @@ overridden by what a student posts."""
 
 import pytest
 
-from spawner import names
+from hub_ext import contract
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +105,9 @@ def test_tricky_usernames_get_their_own_container_and_home(hub, user):
     hub.spawn(user, {"template": "lab-cpu"})
     try:
         container = hub.container(user)
-        assert container.name == names.container_name(hub.prefix, user)
+        assert container.name == contract.container_name(hub.prefix, user)
         labels = container.attrs["Config"]["Labels"]
         assert labels["goldenhub.user"] == user
-        assert labels["goldenhub.home-volume"] == names.home_volume_name(hub.prefix, user, "lab")
+        assert labels["goldenhub.home-volume"] == contract.home_volume_name(hub.prefix, user, "lab")
     finally:
         hub.stop(user)

@@ -7,7 +7,7 @@ import docker
 import pytest
 import requests
 
-from spawner import names
+from hub_ext import contract
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +104,7 @@ def test_reset_keeps_every_file_in_a_backup_that_an_admin_restores(hub, clients)
     hub.spawn(user, {"template": "lab-cpu"})
     assert hub.exec(user, "cd ~ && echo work > notes.txt && mkdir -p .hidden && echo h > .hidden/f"
                           " && head -c 50000000 /dev/urandom > big.bin && echo mine >> lab/README.md")[0] == 0
-    home = names.home_volume_name(hub.prefix, user, "lab")
+    home = contract.home_volume_name(hub.prefix, user, "lab")
     before = volume_files(home)
 
     r = clients[user].call("POST", "/resets", json={"course": "lab"})  # self-service
@@ -155,7 +155,7 @@ def test_course_wide_reset_and_races_leave_a_consistent_state(hub, clients):
         hub.request("DELETE", f"/users/{user}/server")
     client = docker.from_env()
     for user in ("lab-cat", "race-1", "race-2"):
-        home = names.home_volume_name(hub.prefix, user, "lab")
+        home = contract.home_volume_name(hub.prefix, user, "lab")
         places = [v.name for v in client.volumes.list(filters={"label": f"goldenhub.user={user}"})]
         found = [p for p in places if "./mine.txt" in volume_files(p)]
         assert found, f"{user}'s file is in no home and no backup: {places}"

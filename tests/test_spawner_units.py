@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub_ext.paths import REPO_ROOT
-from spawner import names
+from hub_ext import contract
 from spawner.admission import Admission, QueueTimeout
 from spawner.exits import explain_exit
 from spawner.form import make_options_form
@@ -149,7 +149,7 @@ ESCAPED = re.compile(r"(?:[a-z0-9]|-[0-9A-F]{2})*")
 def unescape(part: str) -> str:
     return re.sub(rb"-([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]), part.encode()).decode()
 
-SHORTENED = re.compile(r"[a-z0-9A-F-]{%d}_[0-9a-f]{%d}" % (names.MAX_PART - names.DIGEST - 1, names.DIGEST))
+SHORTENED = re.compile(r"[a-z0-9A-F-]{%d}_[0-9a-f]{%d}" % (contract.MAX_PART - contract.DIGEST - 1, contract.DIGEST))
 
 # Usernames JupyterHub accepts are any non-empty text; these favour the tricky parts:
 # escape-like text, separators, non-ASCII, and lengths around the shortening limit.
@@ -164,14 +164,14 @@ usernames = st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(usernames)
 def test_escaped_parts_are_escapes_or_marked_shortenings(text):
-    part = names.escape_part(text)
-    assert len(part) <= names.MAX_PART
+    part = contract.escape_part(text)
+    assert len(part) <= contract.MAX_PART
     assert "--" not in part and not part.endswith("-")  # so '--' separates parts
     if ESCAPED.fullmatch(part):
         assert unescape(part) == text  # unshortened: decodable, so injective
     else:
         assert SHORTENED.fullmatch(part), part  # shortened: carries '_', which no escape has
-        assert part.endswith(hashlib.sha256(text.encode()).hexdigest()[:names.DIGEST])
+        assert part.endswith(hashlib.sha256(text.encode()).hexdigest()[:contract.DIGEST])
 
 
 @settings(max_examples=400, deadline=None)
@@ -179,18 +179,18 @@ def test_escaped_parts_are_escapes_or_marked_shortenings(text):
 def test_different_users_or_servers_never_share_a_name(user_a, server_a, user_b, server_b):
     if (user_a, server_a) == (user_b, server_b):
         return
-    a, b = names.container_name("gh", user_a, server_a), names.container_name("gh", user_b, server_b)
-    same_hash = (len(names.escape_part(user_a)) > names.MAX_PART or len(names.escape_part(server_a)) > names.MAX_PART)
-    assert a != b or same_hash and names.escape_part(user_a) == names.escape_part(user_b)
-    assert names.home_volume_name("gh", user_a, server_a or "c") != names.home_volume_name(
+    a, b = contract.container_name("gh", user_a, server_a), contract.container_name("gh", user_b, server_b)
+    same_hash = (len(contract.escape_part(user_a)) > contract.MAX_PART or len(contract.escape_part(server_a)) > contract.MAX_PART)
+    assert a != b or same_hash and contract.escape_part(user_a) == contract.escape_part(user_b)
+    assert contract.home_volume_name("gh", user_a, server_a or "c") != contract.home_volume_name(
         "gh", user_b, server_b or "c") or (user_a, server_a or "c") == (user_b, server_b or "c") or same_hash
 
 
 def old_rule(text: str) -> str:
     """The shortening before this fix: head-<12 hex>, which an escape can equal."""
-    escaped = escapism.escape(text, safe=names.SAFE, escape_char="-")
+    escaped = escapism.escape(text, safe=contract.SAFE, escape_char="-")
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return f"{escaped[:names.MAX_PART - 13]}-{digest}" if len(escaped) > names.MAX_PART else escaped
+    return f"{escaped[:contract.MAX_PART - 13]}-{digest}" if len(escaped) > contract.MAX_PART else escaped
 
 
 def test_a_crafted_short_name_no_longer_takes_a_long_names_container_and_home():
@@ -201,15 +201,15 @@ def test_a_crafted_short_name_no_longer_takes_a_long_names_container_and_home():
     digest = hashlib.sha256(long_name.encode()).hexdigest()[:12]
     crafted = "x" * 35 + chr(int(digest[:2], 16)) + digest[2:]
     assert old_rule(crafted) == old_rule(long_name)  # the collision the old rule allowed
-    assert names.container_name("gh", crafted) != names.container_name("gh", long_name)
-    assert names.home_volume_name("gh", crafted, "c") != names.home_volume_name("gh", long_name, "c")
+    assert contract.container_name("gh", crafted) != contract.container_name("gh", long_name)
+    assert contract.home_volume_name("gh", crafted, "c") != contract.home_volume_name("gh", long_name, "c")
 
 
 def test_control_characters_do_not_make_two_users_one():
     # escapism wrote byte 0x01 as '-1': '\x012' and '\x12' both became '-12'.
-    assert escapism.escape("\x012", safe=names.SAFE, escape_char="-") == escapism.escape(
-        "\x12", safe=names.SAFE, escape_char="-")
-    assert names.container_name("gh", "a\x012") != names.container_name("gh", "a\x12")
+    assert escapism.escape("\x012", safe=contract.SAFE, escape_char="-") == escapism.escape(
+        "\x12", safe=contract.SAFE, escape_char="-")
+    assert contract.container_name("gh", "a\x012") != contract.container_name("gh", "a\x12")
 
 
 # --- images -------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_gpus_are_taken_back_from_what_runs_and_forgotten_starts_are_removed():
         listed("gh-dan", "dan", "GPU-3", state="created"),  # never started: holds no device
     ]
     kept, orphans = rebuild_from_containers(
-        gpus, listing, lambda user, server: names.container_name("gh", user, server),
+        gpus, listing, lambda user, server: contract.container_name("gh", user, server),
         lambda user, server: user != "bob", lambda template: False)
     assert [c.name for c in kept] == ["gh-ann"] and [c.id for c in orphans] == ["id-gh-bob"]
     assert gpus.usage() == {"GPU-0": ["ann/"], "GPU-1": [], "GPU-2": [], "GPU-3": []}
