@@ -28,12 +28,12 @@ import docker
 if __package__ in (None, ""):  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_ext.homes import resets  # noqa: E402
 from hub_ext import contract  # noqa: E402
+from hub_ext.homes import resets  # noqa: E402
 from tests.helpers import remove_docker_objects  # noqa: E402
 
 COURSE = "bench-course"
-HELPER_IMAGE = "goldenhub/os-base:bookworm"
+HELPER_IMAGE = contract.DEFAULT_HELPER_IMAGE
 HOMES_PER_WRITER = 25  # volumes one data-making container mounts
 MAX_MB = 64  # per home: keeps a run within the disk of these machines
 WRITE_TIMEOUT = 600  # seconds for one data-making container
@@ -44,7 +44,7 @@ def make_homes(client: docker.DockerClient, prefix: str, count: int, mb: int, im
     homes = []
     for i in range(count):
         name = contract.home_volume_name(prefix, f"student{i:03d}", COURSE)
-        client.volumes.create(name=name, labels={"goldenhub.user": f"student{i:03d}", "goldenhub.course": COURSE})
+        client.volumes.create(name=name, labels={contract.LABEL_USER: f"student{i:03d}", contract.LABEL_COURSE: COURSE})
         homes.append(name)
     fill = (f"head -c {mb}M /dev/urandom > /tmp/data.bin && for h in /homes/*; do "
             "cp /tmp/data.bin $h/data.bin && mkdir -p $h/.ipynb_checkpoints $h/notes && "
@@ -68,7 +68,7 @@ def make_homes(client: docker.DockerClient, prefix: str, count: int, mb: int, im
 
 def reset_all(client: docker.DockerClient, homes: list[str], concurrency: int, image: str) -> list[dict]:
     def one(home: str) -> dict:
-        user = client.volumes.get(home).attrs["Labels"]["goldenhub.user"]
+        user = client.volumes.get(home).attrs["Labels"][contract.LABEL_USER]
         started = time.monotonic()
         try:
             backup = resets.move_home_to_backup(client, home, user=user, course=COURSE, helper_image=image)

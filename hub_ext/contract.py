@@ -1,6 +1,10 @@
-"""Naming rules for everything goldenhub creates in Docker, computed in this one place.
+"""Every name shared between the hub (spawner), the service, the command line and the
+helper containers, written once: Docker object names, Docker labels, the spawner's state
+keys, the reset-marker path and the helper image. Other modules import these; none of them
+writes such a string itself, and only this module looks into a spawner's saved state.
 
-Rules (they make names injective over every username JupyterHub accepts):
+Naming rules for everything goldenhub creates in Docker (they make names injective over
+every username JupyterHub accepts):
 
 - An escaped part uses only [a-z0-9] and '-XX' escapes (XX: always two upper-case hex
   digits of one UTF-8 byte; '-' itself is escaped as '-2D'). So every '-' in an escaped part
@@ -17,8 +21,13 @@ Rules (they make names injective over every username JupyterHub accepts):
   runs), so changing these rules later never detaches an existing home or server.
 """
 
+from __future__ import annotations
+
 import hashlib
+import os
 import string
+from datetime import datetime, timezone
+from pathlib import Path
 
 SAFE = string.ascii_lowercase + string.digits
 MAX_PART = 48  # keeps full names well under Docker's limits
@@ -47,3 +56,115 @@ def container_name(prefix: str, user: str, server: str = "") -> str:
 def home_volume_name(prefix: str, user: str, course: str) -> str:
     """One home per student per course."""
     return f"{prefix}-home-{escape_part(user)}--{escape_part(course)}"
+
+
+def backup_volume_name(home_volume: str, when: datetime) -> str:
+    """A home's backup, named after the home and the moment (UTC, to the second); a second
+    backup in the same second gets '-2', '-3', ... appended by the one who makes it."""
+    return f"{home_volume}-backup-{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def is_home_volume_name(prefix: str, volume: str) -> bool:
+    """Whether a volume is one of this deployment's homes (or backups of them) by its name."""
+    return volume.startswith(f"{prefix}-home-")
+
+
+# --- Docker labels ------------------------------------------------------------------------
+# A student's container: who, which server, course and template, its home, its GPUs.
+LABEL_USER = "goldenhub.user"
+LABEL_SERVER = "goldenhub.server"
+LABEL_COURSE = "goldenhub.course"
+LABEL_TEMPLATE = "goldenhub.template"
+LABEL_HOME_VOLUME = "goldenhub.home-volume"
+LABEL_GPUS = "goldenhub.gpus"  # comma-separated GPU ids; present on every student container
+# Home volumes carry LABEL_USER and LABEL_COURSE; a backup also these.
+LABEL_KIND = "goldenhub.kind"  # KIND_BACKUP on backups, KIND_RESET_HELPER on copy helpers
+LABEL_BACKUP_OF = "goldenhub.backup-of"  # the home volume a backup was made from
+LABEL_CREATED = "goldenhub.created"  # ISO time (UTC) of a backup
+LABEL_RESTORED_FROM = "goldenhub.restored-from"  # on a home restored from a backup
+LABEL_OPERATION = "goldenhub.operation"  # one copy's id, on its helpers and the volume it made
+# Reset-helper containers: the owner process, expiry, what they copy, guard or copier.
+LABEL_OWNER = "goldenhub.owner"
+LABEL_EXPIRES = "goldenhub.expires"
+LABEL_SOURCE = "goldenhub.source"
+LABEL_DEST = "goldenhub.dest"
+LABEL_ROLE = "goldenhub.role"
+KIND_BACKUP = "backup"
+KIND_RESET_HELPER = "reset-helper"
+# The students' Docker network.
+LABEL_NETWORK = "goldenhub.network"
+# Golden images (and LABEL_COURSE on a course layer): which layer, framework, templates, and how to run it by hand.
+LABEL_IMAGE_LAYER = "goldenhub.layer"
+LABEL_IMAGE_FRAMEWORK = "goldenhub.framework"
+LABEL_IMAGE_FRAMEWORK_REQUESTED = "goldenhub.framework.requested"
+LABEL_IMAGE_TEMPLATES = "goldenhub.templates"
+LABEL_IMAGE_RUN = "goldenhub.run"
+
+
+def label_filter(label: str, value: str | None = None) -> str:
+    """A Docker label filter: the label present, or the label with this value."""
+    return label if value is None else f"{label}={value}"
+
+
+# --- the spawner's state (saved by the hub in its database) -------------------------------
+STATE_HOMES = "homes"  # {course: home volume name}, recorded when first used
+STATE_TEMPLATE = "template"  # the template id of the last start
+STATE_GPUS = "gpus"  # the GPU ids the running server holds
+STATE_STOP_REASON = "stop_reason"  # why the server stopped, told once at the next start
+STATE_CONTAINER = "object_name"  # DockerSpawner's: the container's name while it exists
+OPTION_TEMPLATE = "template"  # the user option (form field) naming the template to start
+
+
+def _state(server: dict) -> dict:
+    return server.get("state") or {}
+
+
+def ever_started(server: dict) -> bool:
+    """Whether the spawner saved any state for the server (it started at least once)."""
+    return bool(_state(server))
+
+
+def homes_of(server: dict) -> dict[str, str]:
+    """A server's home volumes by course, from the hub's server model (with state)."""
+    return dict(_state(server).get(STATE_HOMES) or {})
+
+
+def template_of(server: dict) -> str:
+    """The template id of the server's last start ('' if it never started)."""
+    return _state(server).get(STATE_TEMPLATE) or ""
+
+
+def requested_template_of(server: dict) -> str:
+    """The template of the start now running or pending (its options), else the last start's."""
+    return (server.get("user_options") or {}).get(OPTION_TEMPLATE) or template_of(server)
+
+
+def gpus_of(server: dict) -> list[str]:
+    """The GPU ids the server holds ([] for none)."""
+    return list(_state(server).get(STATE_GPUS) or [])
+
+
+def container_of(server: dict) -> str:
+    """The name of the server's container ('' when it has none)."""
+    return _state(server).get(STATE_CONTAINER) or ""
+
+
+# --- files and images shared between processes --------------------------------------------
+
+def reset_marker(state_dir: Path, home_volume: str) -> Path:
+    """The file saying "this home is being reset" (written by the service, read by the spawner)."""
+    return Path(state_dir) / "resetting" / home_volume
+
+
+# The OS base golden layer (built by hub_ext.images, offline with debootstrap if asked),
+# which is also the default image of the reset helpers.
+OS_BASE_REPOSITORY = "goldenhub/os-base"
+OS_BASE_SUITE = "bookworm"
+HELPER_IMAGE_ENV = "GOLDENHUB_HELPER_IMAGE"
+DEFAULT_HELPER_IMAGE = f"{OS_BASE_REPOSITORY}:{OS_BASE_SUITE}"
+
+
+def helper_image() -> str:
+    """The image of the containers that copy homes (GOLDENHUB_HELPER_IMAGE, else the os-base
+    golden layer); it must exist locally and is never pulled."""
+    return os.environ.get(HELPER_IMAGE_ENV) or DEFAULT_HELPER_IMAGE

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub_ext import paths
+from hub_ext import contract, paths
 from hub_ext.credentials import SECRETS_FILE, ensure_secrets, write_private
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
@@ -167,7 +167,7 @@ def update_service(c, s: Settings) -> None:
     }
     if s.db_url_file:  # by file: never the URL itself, which may hold a password
         env["GOLDENHUB_DB_URL_FILE"] = str(s.db_url_file)
-    passed_on = ("DOCKER_HOST", "GOLDENHUB_HELPER_IMAGE", "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS")
+    passed_on = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS")
     env.update({k: v for k, v in os.environ.items() if k in passed_on})
     c.JupyterHub.services = [{
         "name": "goldenhub",

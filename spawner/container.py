@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from docker.types import DeviceRequest, Mount
 
+from hub_ext import contract
 from hub_ext.catalog.model import HOME, Template
 
 # Runs in the student's container before the Jupyter server. Courseware is pulled with
@@ -90,12 +91,12 @@ def make_mounts(template: Template, home_volume: str) -> list[Mount]:
 
 def make_labels(template: Template, ctx: ServerContext) -> dict[str, str]:
     labels = {
-        "goldenhub.user": ctx.user,
-        "goldenhub.server": ctx.server,
-        "goldenhub.course": template.course,
-        "goldenhub.template": template.id,
-        "goldenhub.home-volume": ctx.home_volume,
-        "goldenhub.gpus": ",".join(ctx.gpu_ids),
+        contract.LABEL_USER: ctx.user,
+        contract.LABEL_SERVER: ctx.server,
+        contract.LABEL_COURSE: template.course,
+        contract.LABEL_TEMPLATE: template.id,
+        contract.LABEL_HOME_VOLUME: ctx.home_volume,
+        contract.LABEL_GPUS: ",".join(ctx.gpu_ids),
     }
     labels.update(ctx.extra_labels)
     return labels

@@ -5,6 +5,7 @@ from __future__ import annotations
 from jinja2 import Environment
 
 from hub_ext.catalog.model import Template
+from hub_ext.contract import OPTION_TEMPLATE
 from hub_ext.catalog.rules import format_bytes
 
 _env = Environment(autoescape=True)
@@ -20,7 +21,7 @@ FORM = _env.from_string("""
   <p>Pick the course environment to start:</p>
   {%- for t in templates %}
   <div class="form-check mb-2">
-    <input class="form-check-input" type="radio" name="template" id="template-{{ t.id }}"
+    <input class="form-check-input" type="radio" name="{{ field }}" id="template-{{ t.id }}"
            value="{{ t.id }}"{% if t.id == selected %} checked{% endif %}{% if blocked.get(t.id) %} disabled{% endif %}>
     <label class="form-check-label" for="template-{{ t.id }}">
       <strong>{{ t.title }}</strong> <span class="text-muted">({{ t.course }})</span><br>
@@ -47,10 +48,10 @@ def make_options_form(templates: list[Template], selected: str | None = None,
     if selected not in startable:
         selected = startable[0] if startable else None
     return FORM.render(templates=templates, selected=selected, mem=format_bytes, gpus=gpus or {}, blocked=blocked,
-                       notice=notice)
+                       notice=notice, field=OPTION_TEMPLATE)
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict:
     """Only the template id travels from the form; every other field is ignored here
     and refused by apply_user_options if posted through the API."""
-    return {"template": (formdata.get("template") or [""])[0]}
+    return {OPTION_TEMPLATE: (formdata.get(OPTION_TEMPLATE) or [""])[0]}

@@ -14,13 +14,12 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
-from hub_ext import paths
+from hub_ext import contract, paths
+from hub_ext.branding import container as branding
 from hub_ext.catalog import rules
 from hub_ext.catalog.model import Catalog, CatalogError, Template
-from hub_ext.homes.resets import reset_in_progress
 from hub_ext.catalog.store import load_full_catalog
-from hub_ext.branding import container as branding
-from hub_ext import contract
+from hub_ext.homes.markers import reset_in_progress
 from spawner import container
 from spawner.admission import Admission, QueueTimeout
 from spawner.exits import explain_exit, explain_reset
@@ -159,18 +158,18 @@ class GoldenSpawner(DockerSpawner):
         gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total)
                 for t in templates if t.gpus and allocator.total}
         blocked = {t.id: self.gpu_availability(t) for t in templates}
-        return make_options_form(templates, self.user_options.get("template"), gpus, blocked, self.stop_reason)
+        return make_options_form(templates, self.user_options.get(contract.OPTION_TEMPLATE), gpus, blocked, self.stop_reason)
 
     def _apply_template_choice(self, user_options: dict) -> None:
         """Accept exactly one option, a template id this user may use; refuse the rest."""
         allowed = self.allowed_templates()
         choices = ", ".join(t.id for t in allowed) or "none (ask your instructor)"
-        extra = sorted(set(user_options) - {"template"})
+        extra = sorted(set(user_options) - {contract.OPTION_TEMPLATE})
         if extra:
             raise web.HTTPError(
                 400, f"Only an environment template may be chosen, not {', '.join(extra)}. Templates: {choices}"
             )
-        wanted = user_options.get("template")
+        wanted = user_options.get(contract.OPTION_TEMPLATE)
         if not wanted and len(allowed) == 1:
             wanted = allowed[0].id
         match = [t for t in allowed if t.id == wanted]
@@ -208,7 +207,7 @@ class GoldenSpawner(DockerSpawner):
         such a server or stops it, and stopping releases its GPUs. A container of a start
         the hub has no record of is removed (its home volume stays). Rules: gpus.py."""
         try:
-            listing = self.client.containers(all=True, filters={"label": "goldenhub.gpus"})
+            listing = self.client.containers(all=True, filters={"label": contract.label_filter(contract.LABEL_GPUS)})
         except Exception as e:
             self.log.error("Could not list containers to rebuild GPU allocations: %s", e)
             return
@@ -276,7 +275,7 @@ class GoldenSpawner(DockerSpawner):
         if reset_in_progress(paths.state_dir(), volume):  # a crashed reset's marker does not count
             raise StartFailed(f"Your {template.course} environment is being reset right now; "
                               "start it again in a minute.")
-        labels = {"goldenhub.user": self.user.name, "goldenhub.course": template.course}
+        labels = {contract.LABEL_USER: self.user.name, contract.LABEL_COURSE: template.course}
         try:
             await self.docker("inspect_volume", volume)
         except docker.errors.NotFound:
@@ -583,21 +582,21 @@ class GoldenSpawner(DockerSpawner):
     def get_state(self):
         state = super().get_state()
         if self.homes:
-            state["homes"] = dict(self.homes)
+            state[contract.STATE_HOMES] = dict(self.homes)
         if self.template_id:
-            state["template"] = self.template_id
+            state[contract.STATE_TEMPLATE] = self.template_id
         if self.gpu_ids:
-            state["gpus"] = list(self.gpu_ids)
+            state[contract.STATE_GPUS] = list(self.gpu_ids)
         if self.stop_reason:
-            state["stop_reason"] = self.stop_reason
+            state[contract.STATE_STOP_REASON] = self.stop_reason
         return state
 
     def load_state(self, state):
         super().load_state(state)
-        self.homes = dict(state.get("homes", {}))
-        self.template_id = state.get("template", self.template_id)
-        self.stop_reason = state.get("stop_reason", "")
-        gpus = list(state.get("gpus", []))
+        self.homes = dict(state.get(contract.STATE_HOMES, {}))
+        self.template_id = state.get(contract.STATE_TEMPLATE, self.template_id)
+        self.stop_reason = state.get(contract.STATE_STOP_REASON, "")
+        gpus = list(state.get(contract.STATE_GPUS, []))
         if gpus and self.object_id:
             # Hub restart: take back exactly the GPUs this running server had.
             clash = self.allocator.reserve(self.owner, gpus, self._shares_gpus(self.template_id))

@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from hub_ext import contract
+
 log = logging.getLogger(__name__)
 
 
@@ -205,12 +207,12 @@ class LabelledContainer:
     def from_listing(cls, entry: dict) -> LabelledContainer | None:
         """From docker's APIClient.containers() entry; None without goldenhub labels."""
         labels = entry.get("Labels") or {}
-        if "goldenhub.user" not in labels:
+        if contract.LABEL_USER not in labels:
             return None
-        return cls(entry["Id"], (entry.get("Names") or ["/"])[0].lstrip("/"), labels["goldenhub.user"],
-                   labels.get("goldenhub.server", ""),
-                   tuple(i for i in labels.get("goldenhub.gpus", "").split(",") if i),
-                   entry.get("State") == "running", labels.get("goldenhub.template", ""))
+        return cls(entry["Id"], (entry.get("Names") or ["/"])[0].lstrip("/"), labels[contract.LABEL_USER],
+                   labels.get(contract.LABEL_SERVER, ""),
+                   tuple(i for i in labels.get(contract.LABEL_GPUS, "").split(",") if i),
+                   entry.get("State") == "running", labels.get(contract.LABEL_TEMPLATE, ""))
 
 
 def rebuild_from_containers(allocator: GPUAllocator, listing: list[dict], expected_name, has_server,

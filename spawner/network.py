@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import docker
 
+from hub_ext.contract import LABEL_NETWORK
+
 # Inter-container traffic off: student A cannot reach student B's server. The host
 # (hub API, courseware git server) stays reachable at the network's gateway.
 NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
@@ -15,7 +17,7 @@ def ensure_network(client: docker.DockerClient, name: str) -> str:
     network = next((n for n in found if n.name == name), None)
     if network is None:
         network = client.networks.create(
-            name, driver="bridge", options=NETWORK_OPTIONS, labels={"goldenhub.network": "students"}
+            name, driver="bridge", options=NETWORK_OPTIONS, labels={LABEL_NETWORK: "students"}
         )
         network.reload()
     configs = network.attrs.get("IPAM", {}).get("Config") or []

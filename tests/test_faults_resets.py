@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from hub_ext.homes import resets
+from hub_ext.homes import markers, resets
 from hub_ext.homes.resets import ResetError
 from hub_ext import contract
 from tests.conftest import HUB_PORT, PREFIX
@@ -136,8 +136,8 @@ def test_a_reset_killed_mid_copy_leaves_no_listed_backup_and_the_next_reset_work
     before = manifest(client, home)
     code = textwrap.dedent(f"""
         import docker
-        from hub_ext.homes import resets
-        with resets.resetting({str(tmp_path)!r}, {home!r}):
+        from hub_ext.homes import markers, resets
+        with markers.resetting({str(tmp_path)!r}, {home!r}):
             resets.move_home_to_backup(docker.from_env(), {home!r}, user={USER!r}, course={COURSE!r},
                                        helper_image={HELPER!r})
         """)
@@ -152,12 +152,12 @@ def test_a_reset_killed_mid_copy_leaves_no_listed_backup_and_the_next_reset_work
     finally:
         proc.kill()
     partial = copier.name.removesuffix("-copy")
-    assert exists(client, partial) and resets.reset_marker(tmp_path, home).exists()
+    assert exists(client, partial) and contract.reset_marker(tmp_path, home).exists()
 
     assert resets.list_backups(client, USER, COURSE) == []  # the unverified copy is not a backup
     with pytest.raises(ResetError, match="unverified copy"):
         resets.restore_backup(client, partial, helper_image=HELPER)
-    assert not resets.reset_in_progress(tmp_path, home)  # the student may start again
+    assert not markers.reset_in_progress(tmp_path, home)  # the student may start again
 
     backup = resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=HELPER)
 

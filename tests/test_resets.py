@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hub_ext import contract
 from hub_ext.homes import resets
 from hub_ext.homes.resets import Backup, ResetError
 
@@ -49,7 +50,7 @@ find . -type f -exec sha256sum {} + | sort -k2"""
 
 def test_backup_name_is_dated_in_utc_and_a_valid_volume_name():
     when = datetime(2026, 3, 1, 10, 30, 5, tzinfo=timezone(timedelta(hours=1)))
-    name = resets.backup_volume_name("gh-home-alice--intro-2dpython", when)
+    name = contract.backup_volume_name("gh-home-alice--intro-2dpython", when)
     assert name == "gh-home-alice--intro-2dpython-backup-20260301T093005Z"
     assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name)
 
@@ -251,7 +252,7 @@ def test_a_failed_restore_keeps_both_the_backup_and_the_home_it_replaced(client,
 @pytest.mark.integration
 def test_a_taken_backup_name_gets_a_suffix_and_the_other_volume_is_kept(client, prefix, home):
     run(client, SMALL_HOME, {home: "/h"})
-    taken = resets.backup_volume_name(home, T0)
+    taken = contract.backup_volume_name(home, T0)
     client.volumes.create(name=taken)
     run(client, "echo someone else > /h/x", {taken: "/h"})
     backup = resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=HELPER, when=T0)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from hub_ext.homes import owner as owner_mod
-from hub_ext.homes import resets
+from hub_ext import contract
+from hub_ext.homes import markers, resets
 from hub_ext.homes.owner import Owner
 from tests.helpers import wait_for
 
@@ -32,7 +33,7 @@ def dead_owner() -> Owner:
 
 
 def write_marker(state_dir, owner: str, expires) -> None:
-    marker = resets.reset_marker(state_dir, HOME)
+    marker = contract.reset_marker(state_dir, HOME)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"owner": owner, "created": resets.utcnow().isoformat(),
                                   "expires": expires.isoformat()}))
@@ -65,13 +66,13 @@ def test_a_gone_process_a_reused_pid_and_a_rebooted_machine_are_not_alive():
 
 
 def test_the_marker_holds_while_its_reset_runs_and_is_gone_after(tmp_path):
-    with resets.resetting(tmp_path, HOME):
-        assert resets.reset_in_progress(tmp_path, HOME)
-        record = json.loads(resets.reset_marker(tmp_path, HOME).read_text())
+    with markers.resetting(tmp_path, HOME):
+        assert markers.reset_in_progress(tmp_path, HOME)
+        record = json.loads(contract.reset_marker(tmp_path, HOME).read_text())
         assert record["owner"] == Owner.current().label()
-        assert not list(resets.reset_marker(tmp_path, HOME).parent.glob(".*"))  # no temporary file left
-    assert not resets.reset_in_progress(tmp_path, HOME)
-    assert not resets.reset_marker(tmp_path, HOME).exists()
+        assert not list(contract.reset_marker(tmp_path, HOME).parent.glob(".*"))  # no temporary file left
+    assert not markers.reset_in_progress(tmp_path, HOME)
+    assert not contract.reset_marker(tmp_path, HOME).exists()
 
 
 @pytest.mark.parametrize("case", ["owner gone", "expired", "old format", "garbage", "other host, expired"])
@@ -84,25 +85,25 @@ def test_a_stale_marker_is_ignored_and_removed(tmp_path, case):
     elif case == "other host, expired":
         write_marker(tmp_path, "elsewhere/b/1/2", resets.utcnow() - timedelta(seconds=1))
     else:
-        marker = resets.reset_marker(tmp_path, HOME)
+        marker = contract.reset_marker(tmp_path, HOME)
         marker.parent.mkdir(parents=True)
         # The marker an earlier goldenhub wrote: a bare timestamp, no owner.
         marker.write_text(resets.utcnow().isoformat() if case == "old format" else "{not json")
-    assert not resets.reset_in_progress(tmp_path, HOME)
-    assert not resets.reset_marker(tmp_path, HOME).exists()
+    assert not markers.reset_in_progress(tmp_path, HOME)
+    assert not contract.reset_marker(tmp_path, HOME).exists()
 
 
 def test_another_hosts_marker_holds_until_it_expires(tmp_path):
     write_marker(tmp_path, "elsewhere/b/1/2", resets.utcnow() + timedelta(hours=1))
-    assert resets.reset_in_progress(tmp_path, HOME)
-    assert resets.reset_marker(tmp_path, HOME).exists()
+    assert markers.reset_in_progress(tmp_path, HOME)
+    assert contract.reset_marker(tmp_path, HOME).exists()
 
 
 def test_service_start_removes_only_stale_markers(tmp_path):
     write_marker(tmp_path, dead_owner().label(), resets.utcnow() + timedelta(hours=1))
     live = "gh-home-bob--intro-2dpython"
-    with resets.resetting(tmp_path, live):
-        assert resets.remove_stale_markers(tmp_path) == [HOME]
-        assert resets.reset_in_progress(tmp_path, live)
-    assert resets.remove_stale_markers(tmp_path / "nothing-here") == []
+    with markers.resetting(tmp_path, live):
+        assert markers.remove_stale_markers(tmp_path) == [HOME]
+        assert markers.reset_in_progress(tmp_path, live)
+    assert markers.remove_stale_markers(tmp_path / "nothing-here") == []
 

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 import requests
 
+from hub_ext import contract
+
 TIMEOUT = 30  # seconds for one API call
 LONG_TIMEOUT = 900  # seconds for resets and restores, which copy homes
 STOP_TIMEOUT = 120  # seconds to wait for a server to stop
@@ -155,15 +157,14 @@ def list_servers(args: argparse.Namespace) -> int:
     rows = []
     for user in users:
         for name, server in sorted(user.get("servers", {}).items()):
-            state = server.get("state") or {}
-            if not state and server_status(server) == "stopped":
+            if not contract.ever_started(server) and server_status(server) == "stopped":
                 continue  # never started: nothing to show
-            template = state.get("template", "")
+            template = contract.template_of(server)
             course = courses.get(template, "")
             if args.course and course != args.course:
                 continue
             rows.append((user["name"] + (f"/{name}" if name else ""), server_status(server), template or "-",
-                         course or "-", ",".join(state.get("gpus", [])) or "-", short_time(server.get("last_activity"))))
+                         course or "-", ",".join(contract.gpus_of(server)) or "-", short_time(server.get("last_activity"))))
     if not rows:
         print("No servers" + (f" in course {args.course}" if args.course else ""))
         return 0
@@ -199,7 +200,7 @@ def server_logs(args: argparse.Namespace) -> int:
 
     prefix = args.prefix or os.environ.get("GOLDENHUB_PREFIX") or "goldenhub"
     try:
-        found = docker.from_env().containers.list(all=True, filters={"label": f"goldenhub.user={args.user}"})
+        found = docker.from_env().containers.list(all=True, filters={"label": contract.label_filter(contract.LABEL_USER, args.user)})
         containers = [c for c in found if c.name.startswith(prefix + "-")]
         logs = [(c.name, c.logs(tail=args.tail if args.tail is not None else "all")) for c in containers]
     except docker.errors.DockerException as e:

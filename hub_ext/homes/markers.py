@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from hub_ext.contract import reset_marker
 from hub_ext.homes.owner import Owner
 
 # A reset or a restore: stopping servers, then at most two copies of up to an hour each
@@ -25,10 +26,6 @@ MARKER_TTL = 2 * 3600 + 600
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def reset_marker(state_dir: Path, home_volume: str) -> Path:
-    return Path(state_dir) / "resetting" / home_volume
 
 
 @contextmanager

@@ -63,23 +63,22 @@ import docker.errors
 import requests
 from docker.types import Mount
 
+from hub_ext.contract import KIND_BACKUP, backup_volume_name
+from hub_ext.contract import KIND_RESET_HELPER as HELPER
+from hub_ext.contract import LABEL_BACKUP_OF as BACKUP_OF
+from hub_ext.contract import LABEL_COURSE as COURSE
+from hub_ext.contract import LABEL_CREATED as CREATED
+from hub_ext.contract import LABEL_DEST as DEST
+from hub_ext.contract import LABEL_EXPIRES as EXPIRES
+from hub_ext.contract import LABEL_KIND as KIND
+from hub_ext.contract import LABEL_OPERATION as OPERATION
+from hub_ext.contract import LABEL_OWNER as OWNER
+from hub_ext.contract import LABEL_RESTORED_FROM as RESTORED_FROM
+from hub_ext.contract import LABEL_ROLE as ROLE
+from hub_ext.contract import LABEL_SOURCE as SOURCE
+from hub_ext.contract import LABEL_USER as USER
 from hub_ext.homes.owner import Owner
-from hub_ext.homes.markers import (  # noqa: F401 - the spawner and the service use them from here
-    MARKER_TTL, remove_stale_markers, reset_in_progress, reset_marker, resetting)
 
-KIND = "goldenhub.kind"
-BACKUP_OF = "goldenhub.backup-of"
-USER = "goldenhub.user"
-COURSE = "goldenhub.course"
-CREATED = "goldenhub.created"
-OPERATION = "goldenhub.operation"  # one copy's id, on its helpers and the volume it made
-RESTORED_FROM = "goldenhub.restored-from"
-OWNER = "goldenhub.owner"
-EXPIRES = "goldenhub.expires"
-SOURCE = "goldenhub.source"
-DEST = "goldenhub.dest"
-ROLE = "goldenhub.role"
-HELPER = "reset-helper"
 COPY_TIMEOUT = 3600  # seconds one copy-and-verify may take before it is abandoned
 
 COPY_COMMAND = "cp -a --sparse=always /from/. /to/"
@@ -151,7 +150,7 @@ class Backup:
     def from_labels(cls, volume: str, labels: dict | None, size_bytes: int | None = None) -> Backup | None:
         """The backup a volume's labels describe, or None if they are not a goldenhub backup's."""
         labels = labels or {}
-        if labels.get(KIND) != "backup" or not labels.get(BACKUP_OF):
+        if labels.get(KIND) != KIND_BACKUP or not labels.get(BACKUP_OF):
             return None
         try:
             created = datetime.fromisoformat(labels.get(CREATED, ""))
@@ -161,10 +160,6 @@ class Backup:
             created = created.replace(tzinfo=timezone.utc)
         return cls(volume, labels.get(USER, ""), labels.get(COURSE, ""), labels[BACKUP_OF],
                    created.astimezone(timezone.utc), size_bytes)
-
-
-def backup_volume_name(home_volume: str, when: datetime) -> str:
-    return f"{home_volume}-backup-{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
 
 
 # --- per-home locks ----------------------------------------------------------------------
@@ -361,7 +356,7 @@ def _move(client, home_volume, user, course, helper_image, when, timeout) -> Bac
     remove_stale_helpers(client, home_volume)
     _refuse_if_in_use(client, home_volume, "The home")
     when = when or utcnow()
-    labels = {BACKUP_OF: home_volume, USER: user, COURSE: course, CREATED: when.isoformat(), KIND: "backup",
+    labels = {BACKUP_OF: home_volume, USER: user, COURSE: course, CREATED: when.isoformat(), KIND: KIND_BACKUP,
               OPERATION: _operation_id()}
     base = backup_volume_name(home_volume, when)
     try:
@@ -399,7 +394,7 @@ def move_home_to_backup(client: docker.DockerClient, home_volume: str, *, user: 
 def list_backups(client: docker.DockerClient, user: str | None = None, course: str | None = None,
                  *, sizes: bool = False) -> list[Backup]:
     """Verified backups, newest first; `sizes` asks Docker for disk usage (slow with many volumes)."""
-    filters = [f"{KIND}=backup"]
+    filters = [f"{KIND}={KIND_BACKUP}"]
     filters += [f"{USER}={user}"] if user is not None else []
     filters += [f"{COURSE}={course}"] if course is not None else []
     usage = {}
@@ -425,7 +420,7 @@ def _backup(client: docker.DockerClient, backup_volume: str) -> Backup:
     backup = Backup.from_labels(volume.name, volume.attrs.get("Labels"))
     if backup is None:
         raise ResetError(f"{backup_volume} is not a goldenhub backup: only volumes labelled "
-                         f"{KIND}=backup can be restored or deleted.")
+                         f"{KIND}={KIND_BACKUP} can be restored or deleted.")
     if backup_volume in unverified_volumes(client):
         raise ResetError(f"{backup_volume} is an unverified copy (being made, or interrupted), not a "
                          "backup: list the backups to see which exist.")

@@ -17,8 +17,9 @@ from pathlib import Path
 import docker
 import docker.errors
 
-OFFLINE_BASE_REPO = "goldenhub/os-base"
-OFFLINE_BASE_SUITE = "bookworm"
+from hub_ext.contract import OS_BASE_REPOSITORY as OFFLINE_BASE_REPO
+from hub_ext.contract import OS_BASE_SUITE as OFFLINE_BASE_SUITE
+
 OFFLINE_BASE_REF = f"{OFFLINE_BASE_REPO}:{OFFLINE_BASE_SUITE}"
 
 # A complete debootstrap leaves this file; a rootfs without it is a half-made one and is redone.

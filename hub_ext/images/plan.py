@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
+from hub_ext import contract
+
 IMAGE_NAMESPACE = "goldenhub"
 # A framework directory holding this file is only built on a CUDA base image.
 REQUIRES_CUDA_MARKER = "requires-cuda"
@@ -128,15 +130,15 @@ def make_labels(layer: Layer, provenance: Provenance) -> dict[str, str]:
         "org.opencontainers.image.source": provenance.source,
         "org.opencontainers.image.version": provenance.version,
         "org.opencontainers.image.title": title,
-        "goldenhub.layer": layer.kind,
-        "goldenhub.framework": layer.framework or "none",
-        "goldenhub.run": make_run_command(f"{layer.repository}:{provenance.version}", layer.requires_cuda),
+        contract.LABEL_IMAGE_LAYER: layer.kind,
+        contract.LABEL_IMAGE_FRAMEWORK: layer.framework or "none",
+        contract.LABEL_IMAGE_RUN: make_run_command(f"{layer.repository}:{provenance.version}", layer.requires_cuda),
     }
     if layer.kind == "course":
-        labels["goldenhub.course"] = layer.name
-        labels["goldenhub.templates"] = ",".join(layer.templates)
+        labels[contract.LABEL_COURSE] = layer.name
+        labels[contract.LABEL_IMAGE_TEMPLATES] = ",".join(layer.templates)
     if layer.requested_framework:
-        labels["goldenhub.framework.requested"] = layer.requested_framework
+        labels[contract.LABEL_IMAGE_FRAMEWORK_REQUESTED] = layer.requested_framework
     return labels
 
 

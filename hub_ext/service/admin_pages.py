@@ -10,6 +10,7 @@ import yaml
 from tornado import web
 from tornado.escape import url_escape
 
+from hub_ext import contract
 from hub_ext.branding import store as branding
 from hub_ext.catalog import store
 from hub_ext.service.db import AuditEntry
@@ -18,7 +19,7 @@ from hub_ext.service.base import BRANDING_SCOPE, RESET_SCOPE, TEMPLATES_SCOPE, i
 from hub_ext.service.branding_api import BoundedUpload
 from hub_ext.service.masking import mask_credentials
 from hub_ext.service.pages import PageHandler
-from hub_ext.service.resets_api import authorize_reset, partition_reset_targets, reset_many
+from hub_ext.service.resets_api import authorize_reset, partition_reset_targets
 
 ANY_ADMIN_SCOPE = (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE)
 
@@ -52,26 +53,25 @@ class AdminPage(AdminHandler):
         catalog = self.ctx.catalog()
         users = await self.ctx.hub.users()
         rows: dict[str, list[dict]] = {cid: [] for cid in catalog.courses}
-        homes = {cid: await asyncio.to_thread(self.ctx.users_with_homes, cid) for cid in catalog.courses}
+        homes = {cid: await asyncio.to_thread(self.ctx.homes.users_with_homes, cid) for cid in catalog.courses}
         for u in users:
             server = u.get("servers", {}).get("") or {}
-            state = server.get("state") or {}
-            template = catalog.templates.get(state.get("template", ""))
+            template = catalog.templates.get(contract.template_of(server))
             running = bool(server.get("ready") or server.get("pending"))
             for cid in catalog.courses:
                 if u["name"] in homes[cid] or (template and template.course == cid):
                     here = bool(template and template.course == cid and running)
-                    name = state.get("object_name", "")
+                    name = contract.container_of(server)
                     rows[cid].append({
                         "name": u["name"], "status": (server.get("pending") or "running") if here else "stopped",
-                        "template": template.id if here else "", "gpus": ", ".join(state.get("gpus", [])) if here else "",
+                        "template": template.id if here else "", "gpus": ", ".join(contract.gpus_of(server)) if here else "",
                         "image": await asyncio.to_thread(_image_version, self.ctx.docker, name) if here and name else "",
                         "last_activity": u.get("last_activity") or "",
                     })
         with self.ctx.db() as s:
             audit = s.query(AuditEntry).order_by(AuditEntry.id.desc()).limit(50).all()
         self.render_page("admin.html", courses=catalog.courses, rows=rows, catalog=catalog, audit=audit,
-                         backups=self.ctx.backups() if RESET_SCOPE in self.scopes else [],
+                         backups=self.ctx.homes.backups() if RESET_SCOPE in self.scopes else [],
                          message=self.get_argument("message", ""),
                          can={"reset": any(s.startswith(RESET_SCOPE) for s in self.scopes),
                               "templates": TEMPLATES_SCOPE in self.scopes,
@@ -92,7 +92,7 @@ class AdminActionPage(AdminHandler):
         courses = self.ctx.catalog().courses
         if course not in courses:
             raise web.HTTPError(404, f"No such course: {course}. Courses: {', '.join(courses)}")
-        students = sorted(self.ctx.users_with_homes(course))
+        students = sorted(self.ctx.homes.users_with_homes(course))
         self.render_page("confirm_reset_all.html", course=courses[course], students=students)
 
     @web.authenticated
@@ -111,14 +111,14 @@ class AdminActionPage(AdminHandler):
         elif action == "reset-all":
             if self.get_body_argument("confirm", "") != course:
                 raise web.HTTPError(400, f"Type the course id {course} to confirm resetting every student")
-            targets = sorted(self.ctx.users_with_homes(course))
+            targets = sorted(self.ctx.homes.users_with_homes(course))
         else:
             raise web.HTTPError(404, f"No such action: {action}")
         if action == "reset-all":  # those this admin may reset; the others are listed
             targets, refused = await partition_reset_targets(self.ctx, self.scopes, self.username, targets, course)
         else:
             targets, refused = await authorize_reset(self.ctx, self.scopes, self.username, targets, course), []
-        results = await reset_many(self.ctx, self.username, targets, course)
+        results = await self.ctx.homes.reset_many(self.username, targets, course)
         failed = [r for r in results if r["result"] != "ok"]
         self.back(f"Reset {len(results) - len(failed)} of {len(results)} in {course}"
                   + (f"; failed: {', '.join(r['user'] + ' (' + r['message'] + ')' for r in failed)}" if failed else "")
@@ -130,15 +130,15 @@ class BackupActionPage(AdminHandler):
     async def post(self, action: str):
         self.require(RESET_SCOPE)
         name = self.get_body_argument("backup", "")
-        backup = self.ctx.find_backup(name)
+        backup = self.ctx.homes.find_backup(name)
         if backup is None:
             raise web.HTTPError(404, f"No such backup: {name}")
         if action == "restore":
-            result = await self.ctx.restore(self.username, backup)
+            result = await self.ctx.homes.restore(self.username, backup)
         elif self.get_body_argument("confirm", "") != name:
             return self.back(f"Not deleted: type the backup's name ({name}) to confirm")
         else:
-            result = await self.ctx.delete_backup(self.username, backup)
+            result = await self.ctx.homes.delete_backup(self.username, backup)
         self.back(result["message"] if result["result"] == "ok" else f"Failed: {result['message']}")
 
 

@@ -31,7 +31,7 @@ class HomePage(PageHandler):
         catalog = self.ctx.catalog()
         self.render_page("home.html", courses=[catalog.courses[c] for c in sorted(courses)],
                          server=model.get("servers", {}).get(""),
-                         backups=self.ctx.backups(user=self.username))
+                         backups=self.ctx.homes.backups(user=self.username))
 
 
 class ResetPage(PageHandler):
@@ -45,7 +45,7 @@ class ResetPage(PageHandler):
         course = self._course()
         if self.get_body_argument("confirm", "") != course.id:
             raise web.HTTPError(400, f"Type the course id {course.id} to confirm the reset")
-        result = await self.ctx.reset(self.username, self.username, course.id)
+        result = await self.ctx.homes.reset(self.username, self.username, course.id)
         self.render_page("reset_done.html", course=course, result=result)
 
     def _course(self):

@@ -1,8 +1,7 @@
 """Resets, backups and the audit log over the REST API.
 
-A reset: stop the student's server through the hub API, then move their home for that
-course to a dated backup (hub_ext.homes.resets), so the next start gets a fresh home with
-freshly pulled courseware. Every attempt is written to the audit log, refused ones too.
+What a reset does is hub_ext.homes.recipe; here: who may ask for one, and the answers.
+Every attempt is written to the audit log, refused ones too.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ from tornado import web
 
 from hub_ext.service.db import AuditEntry
 from hub_ext.service.base import RESET_SCOPE, APIHandler, bool_field, int_value, str_field
-
-RESET_CONCURRENCY = 4  # homes copied at once in a course-wide reset (disk-bound)
 
 
 def may_reset(scopes: set[str], actor: str, target: str, target_groups: list[str],
@@ -77,16 +74,6 @@ async def partition_reset_targets(ctx, scopes: set[str], actor: str, targets: li
     return allowed, refused
 
 
-async def reset_many(ctx, actor: str, targets: list[str], course_id: str) -> list[dict]:
-    limit = asyncio.Semaphore(RESET_CONCURRENCY)
-
-    async def one(target):
-        async with limit:
-            return await ctx.reset(actor, target, course_id)
-
-    return list(await asyncio.gather(*(one(t) for t in targets)))
-
-
 class ResetsHandler(APIHandler):
     async def post(self):
         body = self.json_body()
@@ -97,7 +84,7 @@ class ResetsHandler(APIHandler):
         if bool_field(body, "all"):
             if str_field(body, "confirm") != course_id:
                 raise web.HTTPError(400, f"A course-wide reset needs \"confirm\": \"{course_id}\"")
-            targets = sorted(await asyncio.to_thread(self.ctx.users_with_homes, course_id))
+            targets = sorted(await asyncio.to_thread(self.ctx.homes.users_with_homes, course_id))
         else:
             user = body.get("user", self.username)
             if not isinstance(user, str) or not user:
@@ -112,7 +99,7 @@ class ResetsHandler(APIHandler):
                                                              course_id)
         else:
             allowed, refused = await authorize_reset(self.ctx, self.scopes, self.username, targets, course_id), []
-        results = await reset_many(self.ctx, self.username, allowed, course_id)
+        results = await self.ctx.homes.reset_many(self.username, allowed, course_id)
         failed = [r for r in results if r["result"] != "ok"]
         self.write_json({"course": course_id, "results": results + refused},
                         500 if failed and len(allowed) == 1 else 200)
@@ -126,7 +113,7 @@ class BackupsHandler(APIHandler):
                 user = self.username  # students see their own
             else:
                 raise web.HTTPError(403, f"Listing {user}'s backups needs the scope {RESET_SCOPE}")
-        backups = await asyncio.to_thread(self.ctx.backups, user=user, course=self.get_argument("course", None))
+        backups = await asyncio.to_thread(self.ctx.homes.backups, user=user, course=self.get_argument("course", None))
         self.write_json({"backups": [backup_dict(b) for b in backups]})
 
 
@@ -134,7 +121,7 @@ class BackupHandler(APIHandler):
     async def _backup(self, name: str):
         if RESET_SCOPE not in self.scopes:
             raise web.HTTPError(403, f"Restoring or deleting backups needs the scope {RESET_SCOPE}")
-        backup = await asyncio.to_thread(self.ctx.find_backup, name)
+        backup = await asyncio.to_thread(self.ctx.homes.find_backup, name)
         if backup is None:
             raise web.HTTPError(404, f"No such backup: {name}")
         return backup
@@ -143,14 +130,14 @@ class BackupHandler(APIHandler):
         if action != "restore":
             raise web.HTTPError(404, f"No such action: {action}; allowed: restore")
         backup = await self._backup(name)
-        result = await self.ctx.restore(self.username, backup)
+        result = await self.ctx.homes.restore(self.username, backup)
         self.write_json(result, 200 if result["result"] == "ok" else 500)
 
     async def delete(self, name: str, action: str | None = None):
         backup = await self._backup(name)
         if self.get_argument("confirm", "") != name:
             raise web.HTTPError(400, f"Deleting a backup cannot be undone: repeat its name as ?confirm={name}")
-        result = await self.ctx.delete_backup(self.username, backup)
+        result = await self.ctx.homes.delete_backup(self.username, backup)
         self.write_json(result, 200 if result["result"] == "ok" else 500)
 
 
