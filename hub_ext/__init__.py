@@ -1,1 +1,2 @@
-"""goldenhub's hub-side tools: the course catalog, image tooling and the command line."""
+"""goldenhub outside the spawner, one subpackage per feature: catalog, homes, branding,
+images, service, cli; contract.py holds every name the hub, the service and the CLI share."""

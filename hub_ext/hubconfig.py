@@ -140,8 +140,8 @@ def update_spawner(c, s: Settings) -> None:
 
 def update_branding(c, s: Settings) -> None:
     """Hub pages show the current logo and favicon (uploads apply without a restart)."""
-    from hub_ext.branding.store import TEMPLATES_DIR
     from hub_ext.branding.handlers import make_handlers, template_versions
+    from hub_ext.branding.store import TEMPLATES_DIR
 
     c.JupyterHub.template_paths.prepend([str(TEMPLATES_DIR)])
     c.JupyterHub.extra_handlers.extend(make_handlers(s.state_dir))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from jinja2 import Environment
 
 from hub_ext.catalog.model import Template
-from hub_ext.contract import OPTION_TEMPLATE
 from hub_ext.catalog.rules import format_bytes
+from hub_ext.contract import OPTION_TEMPLATE
 
 _env = Environment(autoescape=True)
 

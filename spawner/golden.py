@@ -15,7 +15,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from hub_ext import contract, paths
-from hub_ext.branding import container as branding
+from hub_ext.branding import container as branding_container
 from hub_ext.catalog import rules
 from hub_ext.catalog.model import Catalog, CatalogError, Template
 from hub_ext.catalog.store import load_full_catalog
@@ -440,11 +440,11 @@ class GoldenSpawner(DockerSpawner):
 
     def get_env(self):
         env = super().get_env()
-        return {**env, **branding.make_branding_env(env)}
+        return {**env, **branding_container.make_branding_env(env)}
 
     async def start_object(self):
         # The current logo and favicon go in before Jupyter starts (never fatal).
-        await branding.install_branding(self, paths.state_dir())
+        await branding_container.install_branding(self, paths.state_dir())
         try:
             await super().start_object()
         except Exception as e:

@@ -15,9 +15,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from hub_ext import contract
 from hub_ext import samples
 from spawner.network import ensure_network
-from hub_ext import contract
 from tests.helpers import (CHROMIUM, CHROMIUM_ARGS, GitRemote, copy_courses, hub_running, remove_docker_objects,
                            wait_for)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import docker
 import requests
 
-from hub_ext.paths import REPO_ROOT
 from hub_ext import contract
+from hub_ext.paths import REPO_ROOT
 
 WAIT_SPAWN = 240  # seconds; a bound on every wait, with a message when it runs out
 

@@ -8,10 +8,10 @@ import pytest
 import requests
 import yaml
 
+from hub_ext import contract
 from tests.helpers import ARTIFACTS
 from tests.test_branding import make_png
 from tests.test_service import ServiceClient, user_token, volume_files
-from hub_ext import contract
 
 pytestmark = pytest.mark.browser
 

@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from hub_ext.catalog import rules
-from hub_ext.service import db
 from hub_ext.catalog import store
 from hub_ext.catalog.model import Catalog, CatalogError, parse_template
+from hub_ext.service import db
 from tests.conftest import HUB_PORT, PREFIX
 from tests.helpers import remove_docker_objects, start_hub
 

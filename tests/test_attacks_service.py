@@ -18,8 +18,8 @@ import requests
 import yaml
 from sqlalchemy import update
 
-from hub_ext.service.db import TemplateRevision, open_database
 from hub_ext.hubconfig import Settings
+from hub_ext.service.db import TemplateRevision, open_database
 from tests.test_branding import make_jpeg, make_png
 from tests.test_service import ServiceClient, user_token
 from tests.test_templates_api import NEW

@@ -1,7 +1,7 @@
 """How a template becomes a container, checked as plain dicts (no Docker needed)."""
 
-from hub_ext.catalog.model import Courseware, Dataset, Template
 from hub_ext import contract
+from hub_ext.catalog.model import Courseware, Dataset, Template
 from spawner import container
 
 TEMPLATE = Template(

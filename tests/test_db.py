@@ -21,8 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from hub_ext.service import db
 from hub_ext.paths import REPO_ROOT
+from hub_ext.service import db
 
 PG_PASSWORD_FILE = Path("/var/lib/goldenhub-test/postgres-password")  # one per machine, made by .ci/setup
 PG_SERVER = "127.0.0.1:5432"

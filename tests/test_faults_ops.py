@@ -18,8 +18,8 @@ import docker
 import pytest
 import requests
 
-from hub_ext.service import process
 from hub_ext import contract
+from hub_ext.service import process
 from tests.conftest import HUB_PORT, PREFIX, free_port
 from tests.helpers import extra_course, remove_docker_objects, start_hub, wait_for
 from tests.test_attacks_rules import service_pid
@@ -51,6 +51,9 @@ def is_proxy(pid: int) -> bool:
 def fake_service():
     """A process that looks like a goldenhub service (`… -m hub_ext.service`), child of this one."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "hub_ext.service"])
+    # Until its exec is done, the child's command line is still this test process's.
+    wait_for(lambda: b"hub_ext.service" in Path(f"/proc/{child.pid}/cmdline").read_bytes(), 10,
+             "the fake service's exec", interval=0.01)
     yield child
     child.kill()
     child.wait()

@@ -19,9 +19,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from hub_ext import contract
 from hub_ext.homes import markers, resets
 from hub_ext.homes.resets import ResetError
-from hub_ext import contract
 from tests.conftest import HUB_PORT, PREFIX
 from tests.helpers import REPO_ROOT, hub_running, wait_for
 from tests.test_resets import COURSE, HELPER, SMALL_HOME, USER, exists, manifest, run, volumes_of

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hub_ext.homes import owner as owner_mod
 from hub_ext import contract
 from hub_ext.homes import markers, resets
+from hub_ext.homes import owner as owner_mod
 from hub_ext.homes.owner import Owner
 from tests.helpers import wait_for
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub_ext.paths import REPO_ROOT
 from hub_ext import contract
+from hub_ext.paths import REPO_ROOT
 from spawner.admission import Admission, QueueTimeout
 from spawner.exits import explain_exit
 from spawner.form import make_options_form

@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from hub_ext.service import db
 from hub_ext.catalog import store
 from hub_ext.catalog.model import load_catalog
+from hub_ext.service import db
 
 FILE = """\
 id: files

@@ -58,8 +58,8 @@ def _fail(message: str) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     """Plan, then build; every expected failure is one clear message and exit status 1."""
-    from hub_ext.images import build as images_build
     from hub_ext.catalog.model import CatalogError, load_catalog
+    from hub_ext.images import build as images_build
 
     import jupyterhub
 

@@ -10,8 +10,8 @@ import docker
 
 from hub_ext import paths, samples
 from hub_ext.catalog.model import CatalogError, load_catalog
-from hub_ext.hubconfig import Settings
 from hub_ext.credentials import ensure_secrets
+from hub_ext.hubconfig import Settings
 from spawner.network import ensure_network
 
 

@@ -1,6 +1,7 @@
 """Resets: put a student's environment back to fresh without losing a file.
 
-A reset moves the student's home volume to a dated backup volume; the next start finds no
+The order of a reset (lock, marker, stop servers, move, audit) is hub_ext.homes.recipe;
+this module is its copying step. A reset moves the student's home volume to a dated backup volume; the next start finds no
 home, creates a fresh one (Docker fills it from the image's /home/jovyan) and pulls the
 courseware. Rules:
 

@@ -13,10 +13,10 @@ from tornado.escape import url_escape
 from hub_ext import contract
 from hub_ext.branding import store as branding
 from hub_ext.catalog import store
-from hub_ext.service.db import AuditEntry
 from hub_ext.paths import state_dir
 from hub_ext.service.base import BRANDING_SCOPE, RESET_SCOPE, TEMPLATES_SCOPE, int_value
 from hub_ext.service.branding_api import BoundedUpload
+from hub_ext.service.db import AuditEntry
 from hub_ext.service.masking import mask_credentials
 from hub_ext.service.pages import PageHandler
 from hub_ext.service.resets_api import authorize_reset, partition_reset_targets

@@ -1,6 +1,6 @@
 """The service's own database: SQLAlchemy models and the schema check.
 
-The schema is owned by alembic migrations (hub_ext/migrations). A new database is created
+The schema is owned by alembic migrations (hub_ext/service/migrations). A new database is created
 at the newest schema; an existing one at an older schema is refused with the command that
 upgrades it, never migrated behind the admin's back.
 """

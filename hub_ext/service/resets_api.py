@@ -10,8 +10,8 @@ import asyncio
 
 from tornado import web
 
-from hub_ext.service.db import AuditEntry
 from hub_ext.service.base import RESET_SCOPE, APIHandler, bool_field, int_value, str_field
+from hub_ext.service.db import AuditEntry
 
 
 def may_reset(scopes: set[str], actor: str, target: str, target_groups: list[str],
