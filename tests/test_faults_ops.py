@@ -51,6 +51,8 @@ def is_proxy(pid: int) -> bool:
 def fake_service():
     """A process that looks like a goldenhub service (`… -m hub_ext.service`), child of this one."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "hub_ext.service"])
+    wait_for(lambda: process.is_goldenhub_service(child.pid) and process.parent_of(child.pid) == os.getpid(),
+             10, "the fake service running")
     yield child
     child.kill()
     child.wait()
