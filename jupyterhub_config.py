@@ -3,11 +3,15 @@
 # config can be added without editing this file through GOLDENHUB_EXTRA_CONFIG=/path/to/file.py.
 import os
 
-from hub_ext.hubconfig import Settings, apply_all, ensure_state
+from hub_ext.hubconfig import Settings, apply_all, check_spawner_config, ensure_network, ensure_state
 
 settings = Settings.from_env()
-ensure_state(settings)  # private state directory, generated secrets: the one step with effects
-apply_all(c, settings)  # noqa: F821 (c is provided by JupyterHub)
+# The setup steps with effects, each idempotent; what they find goes into settings.
+ensure_state(settings)  # private state directory, generated secrets, the database URL's file
+ensure_network(settings)  # the students' Docker network; the hub listens on its gateway
+apply_all(c, settings)  # noqa: F821 (c is provided by JupyterHub): only writes configuration
 
 if os.environ.get("GOLDENHUB_EXTRA_CONFIG"):
     load_subconfig(os.environ["GOLDENHUB_EXTRA_CONFIG"])  # noqa: F821
+
+check_spawner_config(c)  # noqa: F821: settings GoldenSpawner would ignore stop the start, with a reason

@@ -1,9 +1,13 @@
 """Configuration appliers for jupyterhub_config.py: update_*(c, settings), TLJH style.
 
 Settings come from environment variables (GOLDENHUB_*) over built-in defaults, so the
-same config serves the platform, the tests and the benchmarks. The appliers only write
-configuration; ensure_state() is the one setup step with effects on disk (a private state
-directory, generated secrets, the database URL in a file), called first by jupyterhub_config.py.
+same config serves the platform, the tests and the benchmarks. jupyterhub_config.py runs
+the setup steps with effects first, each an idempotent ensure_*: ensure_state (a private
+state directory, generated secrets, the database URL in a file) and ensure_network (the
+students' Docker network, whose gateway the hub listens on); what they find goes into the
+Settings. Then the appliers, update_*(c, settings), only write configuration: no Docker, no
+files, no environment, so each is tested on a plain traitlets Config. Last,
+check_spawner_config refuses DockerSpawner settings that GoldenSpawner does not use.
 
 Secrets rule: a database URL (it may hold a password) and generated passwords live in 0600
 files in a 0700 state directory and reach the service by file (GOLDENHUB_DB_URL_FILE), never
@@ -17,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub_ext import contract, paths
-from hub_ext.credentials import SECRETS_FILE, ensure_secrets, write_private
+from hub_ext.credentials import ensure_secrets, write_private
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
+SERVICE_PASSED_ON = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS")
 
 
 @dataclass
@@ -35,6 +40,13 @@ class Settings:
     network: str = "goldenhub"
     name_prefix: str = "goldenhub"
     admin_users: tuple[str, ...] = ("admin",)
+    # Passed on to the service from the hub's environment (Docker's address, the helper
+    # image, the image and dataset rules), as from_env found them.
+    service_env: dict[str, str] = field(default_factory=dict)
+    # Found by the setup steps: the generated passwords (ensure_state) and the students'
+    # network gateway, where the hub listens (ensure_network).
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # never in a log or a test report
+    gateway: str = ""
 
     @staticmethod
     def default_db_url(state_dir: Path) -> str:
@@ -59,11 +71,13 @@ class Settings:
         s.name_prefix = env.get("GOLDENHUB_PREFIX", s.name_prefix)
         if env.get("GOLDENHUB_ADMIN_USERS"):
             s.admin_users = tuple(u.strip() for u in env["GOLDENHUB_ADMIN_USERS"].split(",") if u.strip())
+        s.service_env = {k: env[k] for k in SERVICE_PASSED_ON if k in env}
         return s
 
 
 def ensure_state(s: Settings) -> dict[str, str]:
-    """Make the state directory private and its secrets present; returns the secrets.
+    """Make the state directory private and its secrets present; returns the secrets
+    (and keeps them in s.secrets for update_auth).
 
     This process (the hub, and every process it starts: the proxy, the service) creates
     files readable by their owner only (umask 077); the state directory is 0700 and the
@@ -78,13 +92,24 @@ def ensure_state(s: Settings) -> dict[str, str]:
             mode = entry.stat(follow_symlinks=False).st_mode
             if mode & 0o077:
                 os.chmod(entry.path, mode & 0o700)
-    secrets = ensure_secrets(s.state_dir)
+    secrets = s.secrets = ensure_secrets(s.state_dir)
     if s.db_url_file is None and s.db_url != Settings.default_db_url(s.state_dir):
         s.db_url_file = s.state_dir / DB_URL_FILE
         write_private(s.db_url_file, s.db_url + "\n")
     elif s.db_url_file is None:
         (s.state_dir / DB_URL_FILE).unlink(missing_ok=True)  # back on the default: no stale URL
     return secrets
+
+
+def ensure_network(s: Settings) -> str:
+    """Create the students' Docker network if missing; its gateway (kept in s.gateway) is
+    the host as containers see it, where the hub listens."""
+    import docker
+
+    from spawner.network import ensure_network as ensure_docker_network
+
+    s.gateway = ensure_docker_network(docker.from_env(), s.network)
+    return s.gateway
 
 
 def update_hub(c, s: Settings) -> None:
@@ -100,26 +125,21 @@ def update_hub(c, s: Settings) -> None:
 
 def update_auth(c, s: Settings) -> None:
     """First-run login: JupyterHub's shared-password authenticator with the generated passwords."""
-    import yaml
-
-    path = s.state_dir / SECRETS_FILE
-    secrets = yaml.safe_load(path.read_text()) if path.is_file() else None
-    if not isinstance(secrets, dict) or not secrets.get("student_password") or not secrets.get("admin_password"):
-        raise RuntimeError(f"{path} has no generated passwords: call ensure_state(settings) before the appliers "
-                           "(jupyterhub_config.py does)")
+    if not s.secrets.get("student_password") or not s.secrets.get("admin_password"):
+        raise RuntimeError("Settings hold no generated passwords: call ensure_state(settings) before the "
+                           "appliers (jupyterhub_config.py does)")
     c.JupyterHub.authenticator_class = "shared-password"
-    c.SharedPasswordAuthenticator.user_password = secrets["student_password"]
-    c.SharedPasswordAuthenticator.admin_password = secrets["admin_password"]
+    c.SharedPasswordAuthenticator.user_password = s.secrets["student_password"]
+    c.SharedPasswordAuthenticator.admin_password = s.secrets["admin_password"]
     c.Authenticator.admin_users = set(s.admin_users)
     c.Authenticator.allow_all = True
 
 
 def update_spawner(c, s: Settings) -> None:
-    import docker
-
-    from spawner.network import ensure_network
-
-    gateway = ensure_network(docker.from_env(), s.network)
+    if not s.gateway:
+        raise RuntimeError("Settings hold no network gateway: call ensure_network(settings) before the "
+                           "appliers (jupyterhub_config.py does)")
+    gateway = s.gateway
     # The hub listens on the student network's gateway: containers reach its API there,
     # and the proxy (on the host) too.
     c.JupyterHub.hub_ip = gateway
@@ -167,8 +187,7 @@ def update_service(c, s: Settings) -> None:
     }
     if s.db_url_file:  # by file: never the URL itself, which may hold a password
         env["GOLDENHUB_DB_URL_FILE"] = str(s.db_url_file)
-    passed_on = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS")
-    env.update({k: v for k, v in os.environ.items() if k in passed_on})
+    env.update(s.service_env)
     c.JupyterHub.services = [{
         "name": "goldenhub",
         "url": f"http://127.0.0.1:{s.service_port}",  # loopback: only the proxy reaches it
@@ -187,12 +206,55 @@ def update_service(c, s: Settings) -> None:
     ]
 
 
-def apply_all(c, s: Settings | None = None) -> Settings:
-    """Every applier, in order; the state must have been prepared (ensure_state) first."""
-    s = s or Settings.from_env()
+def apply_all(c, s: Settings) -> Settings:
+    """Every applier, in order, on settings the setup steps (ensure_state, ensure_network) filled."""
     update_hub(c, s)
     update_auth(c, s)
     update_spawner(c, s)
     update_branding(c, s)
     update_service(c, s)
     return s
+
+
+# DockerSpawner (and Spawner) settings that GoldenSpawner does not use, with the reason: its
+# create_object builds the container from the template alone (spawner/container.py), and
+# its names come from the contract. Refused at hub start rather than silently ignored.
+TEMPLATE_SETS = ("environment templates set the image, CPU, memory, GPUs and mounts "
+                 "(courses/*.yaml, or templates edited on the service's admin page)")
+NAMES_FROM_PREFIX = "container and volume names come from GoldenSpawner.name_prefix"
+IGNORED_SPAWNER_SETTINGS = {
+    "image": TEMPLATE_SETS, "container_image": TEMPLATE_SETS,
+    "allowed_images": TEMPLATE_SETS, "image_whitelist": TEMPLATE_SETS,
+    "volumes": TEMPLATE_SETS, "read_only_volumes": TEMPLATE_SETS, "mounts": TEMPLATE_SETS,
+    "format_volume_name": TEMPLATE_SETS,
+    "mem_limit": TEMPLATE_SETS, "cpu_limit": TEMPLATE_SETS,
+    "mem_guarantee": TEMPLATE_SETS, "cpu_guarantee": TEMPLATE_SETS,
+    "extra_host_config": TEMPLATE_SETS, "extra_create_kwargs": TEMPLATE_SETS, "links": TEMPLATE_SETS,
+    "name_template": NAMES_FROM_PREFIX, "prefix": NAMES_FROM_PREFIX,
+    "container_name_template": NAMES_FROM_PREFIX, "container_prefix": NAMES_FROM_PREFIX,
+}
+SPAWNER_SECTIONS = ("Spawner", "DockerSpawner", "GoldenSpawner")
+
+
+def refused_spawner_settings(c) -> list[str]:
+    """One sentence per configured setting that GoldenSpawner would ignore (none when the
+    configuration switched to another spawner, as the stock side of the benchmark does)."""
+    spawner = c["JupyterHub"].get("spawner_class") if "JupyterHub" in c else None
+    name = spawner if isinstance(spawner, str) else getattr(spawner, "__name__", "")
+    if name != "golden" and not name.endswith("GoldenSpawner"):
+        return []
+    found = []
+    for section in SPAWNER_SECTIONS:
+        if section not in c:  # (reading c.X would create the section)
+            continue
+        for name in sorted(set(c[section]) & set(IGNORED_SPAWNER_SETTINGS)):
+            found.append(f"c.{section}.{name} is not used by goldenhub: {IGNORED_SPAWNER_SETTINGS[name]}. "
+                         "Remove it from the hub's configuration.")
+    return found
+
+
+def check_spawner_config(c) -> None:
+    """Stop the hub's start (jupyterhub_config.py calls this last) on a setting it would ignore."""
+    refused = refused_spawner_settings(c)
+    if refused:
+        raise SystemExit("goldenhub refuses to start:\n" + "\n".join(refused))

@@ -3,10 +3,8 @@ courseware lives on a real git remote) for the integration and browser tests."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import socket
 import subprocess
 import textwrap
 import urllib.request
@@ -18,18 +16,29 @@ import pytest
 from hub_ext import contract
 from hub_ext import samples
 from spawner.network import ensure_network
-from tests.helpers import (CHROMIUM, CHROMIUM_ARGS, GitRemote, copy_courses, hub_running, remove_docker_objects,
-                           wait_for)
+from tests.helpers import (CHROMIUM, CHROMIUM_ARGS, HUB_PORT, PREFIX, RESET_COURSE, RESET_USER, GitRemote,
+                           copy_courses, free_port, hub_running, remove_docker_objects, wait_for)
 
-# Overridable so that two test runs on one machine do not share ports or containers.
-PREFIX = os.environ.get("GOLDENHUB_TEST_PREFIX", "ghtest")
-HUB_PORT = int(os.environ.get("GOLDENHUB_TEST_PORT", "18000"))
 TEST_GIT_PORT = HUB_PORT + 1418
 
 
 def pytest_collection_modifyitems(items):
     """Tests that restart the Docker daemon run last, so they cannot disturb the others."""
     items.sort(key=lambda item: item.get_closest_marker("docker_restart") is not None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_hub_process():
+    """Every test starts as a freshly started hub process would: GoldenSpawner's hub-wide GPU
+    allocators and start queues (class-level, shared by all spawners of one hub) are empty
+    before it and emptied after it, so no test sees another's GPUs or queued starts."""
+    from spawner import GoldenSpawner
+
+    GoldenSpawner._allocators.clear()
+    GoldenSpawner._admissions.clear()
+    yield
+    GoldenSpawner._allocators.clear()
+    GoldenSpawner._admissions.clear()
 
 
 @pytest.fixture(scope="session")
@@ -118,8 +127,6 @@ def hub(tmp_path_factory, courses_dir):
 
 # --- Docker volumes of the reset tests ------------------------------------------------------
 
-RESET_USER, RESET_COURSE = "alice", "intro-python"
-
 
 @pytest.fixture
 def client():
@@ -140,12 +147,6 @@ def home(client, prefix):
     name = contract.home_volume_name(prefix, RESET_USER, RESET_COURSE)
     client.volumes.create(name=name, labels={"goldenhub.user": RESET_USER, "goldenhub.course": RESET_COURSE})
     return name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

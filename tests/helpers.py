@@ -1,4 +1,7 @@
-"""Test helpers: a real jupyterhub process, its REST API, and real git remotes."""
+"""Test helpers shared by the test modules (never imported from one test module into
+another): a real jupyterhub process and its REST API, the goldenhub service's API, the
+`goldenhub` command line, real git remotes, Docker volumes read from inside containers,
+tiny real images, and the test PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,10 +9,13 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +26,10 @@ from hub_ext import contract
 from hub_ext.paths import REPO_ROOT
 
 WAIT_SPAWN = 240  # seconds; a bound on every wait, with a message when it runs out
+
+# Overridable so that two test runs on one machine do not share ports or containers.
+PREFIX = os.environ.get("GOLDENHUB_TEST_PREFIX", "ghtest")
+HUB_PORT = int(os.environ.get("GOLDENHUB_TEST_PORT", "18000"))
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "artifacts"  # screenshots kept by CI
@@ -130,10 +140,17 @@ class Hub:
         assert events and events[-1].get("failed"), f"spawn did not fail: {events}"
         return events[-1]["message"]
 
-    def student_password(self) -> str:
+    def secrets(self) -> dict:
+        """The generated secrets of this hub (class and admin passwords among them)."""
         import yaml
 
-        return yaml.safe_load((self.state_dir / "secrets.yaml").read_text())["student_password"]
+        return yaml.safe_load((self.state_dir / "secrets.yaml").read_text())
+
+    def student_password(self) -> str:
+        return self.secrets()["student_password"]
+
+    def admin_password(self) -> str:
+        return self.secrets()["admin_password"]
 
     def login(self, name: str) -> requests.Session:
         """A browser-like session of a student logged in with the class password."""
@@ -174,7 +191,9 @@ class Hub:
 
 
 def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token: str,
-              extra_config: str = "") -> Hub:
+              extra_config: str = "", env: dict[str, str] | None = None) -> Hub:
+    """A real jupyterhub with this checkout's jupyterhub_config.py; `env` is added to the
+    environment of the hub (and so of its service) only."""
     state_dir.mkdir(parents=True, exist_ok=True)
     config = state_dir / "test_config.py"
     config.write_text(
@@ -194,6 +213,7 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
         GOLDENHUB_SERVICE_PORT=str(port + 3),
         GOLDENHUB_PREFIX=prefix,
         GOLDENHUB_EXTRA_CONFIG=str(config),
+        **(env or {}),
     )
     log_path = state_dir / "jupyterhub.log"
     jupyterhub = Path(sys.executable).parent / "jupyterhub"
@@ -217,13 +237,14 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
 
 
 @contextlib.contextmanager
-def hub_running(state_dir: Path, courses_dir: Path, port: int, prefix: str, extra_config: str = ""):
+def hub_running(state_dir: Path, courses_dir: Path, port: int, prefix: str, extra_config: str = "",
+                env: dict[str, str] | None = None):
     """A hub of its own for the duration: started on a clean prefix; at the end every
     server stopped, the hub terminated and the prefix's containers and volumes removed."""
     import secrets
 
     remove_docker_objects(prefix)
-    hub = start_hub(state_dir, courses_dir, port, prefix, secrets.token_hex(16), extra_config=extra_config)
+    hub = start_hub(state_dir, courses_dir, port, prefix, secrets.token_hex(16), extra_config=extra_config, env=env)
     try:
         yield hub
     finally:
@@ -308,3 +329,199 @@ def copy_courses(dest: Path) -> Path:
     for f in (REPO_ROOT / "courses").glob("*.yaml"):
         shutil.copy(f, dest / f.name)
     return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_pid(hub: Hub) -> int:
+    """The goldenhub service process started by this hub (found in /proc, not trusted from a file)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat_line = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat_line[stat_line.rindex(b")") + 2:].split()[1])
+        if b"hub_ext.service" in cmdline and ppid == hub.process.pid:
+            return int(entry)
+    raise AssertionError(f"no goldenhub service process of hub pid {hub.process.pid}")
+
+
+# --- the `goldenhub` command line -------------------------------------------------------------
+
+
+def goldenhub(*args: str, env: dict[str, str | None] | None = None, stdin: str = "",
+              timeout: float = 600, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    """Run the real command line as an admin at a terminal does: `env` adds to (a None value
+    removes from) this process's environment; `stdin` is all it can read (never a terminal,
+    so a prompt cannot hang a test). Its output is printed, so that a failing test shows it;
+    a traceback is never what an admin should see."""
+    environment = dict(os.environ)
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    result = subprocess.run([sys.executable, "-m", "hub_ext.cli", *args], cwd=cwd, env=environment, input=stdin,
+                            capture_output=True, text=True, timeout=timeout)
+    print(f"$ goldenhub {' '.join(args)} -> {result.returncode}", result.stdout[-20000:], result.stderr[-5000:],
+          sep="\n")
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+# --- the goldenhub service's REST API ---------------------------------------------------------
+
+
+class ServiceClient:
+    """The service's API under /services/goldenhub/api, with a token (or none)."""
+
+    def __init__(self, hub: Hub, token: str | None = None):
+        self.base = f"{hub.url}/services/goldenhub/api"
+        self.headers = {"Authorization": f"token {token}"} if token else {}
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, self.base + path, headers={**self.headers, **kwargs.pop("headers", {})},
+                                timeout=300, **kwargs)
+
+
+def user_token(hub: Hub, name: str, note: str = "test", scopes: list[str] | None = None) -> str:
+    """A new API token of `name` (created as a user if needed), with all of the user's
+    scopes or only `scopes`."""
+    hub.ensure_user(name)
+    r = hub.request("POST", f"/users/{name}/tokens", json={"note": note, **({"scopes": scopes} if scopes else {})})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+# A template that admins create at runtime through the API.
+RUNTIME_TEMPLATE = {"id": "rt-cpu", "title": "Runtime CPU", "image": "goldenhub/course-intro-python:latest",
+                    "gpus": 0, "cpu": 1, "memory": "512M",
+                    "datasets": [{"name": "iris", "source": "/srv/goldenhub/datasets/iris"}]}
+
+
+# --- Docker volumes, read and written from inside containers -----------------------------------
+
+HELPER = "goldenhub/os-base:bookworm"  # the offline base image: sh, find, sha256sum
+RESET_USER, RESET_COURSE = "alice", "intro-python"  # the `home` fixture's
+
+# Written and removed by Jupyter and git themselves at start/stop/pull, not the student's.
+NOT_STUDENT_FILES = ("./.local/share/jupyter/runtime/", "./lab/.git/")
+
+# Files of a student's home: normal, hidden, nested, a symlink, a private file of uid 1000.
+SMALL_HOME = r"""
+cd /h
+echo 'my notes' > notes.txt
+echo secret > .hidden
+mkdir -p .config/app work/sub
+echo '{"theme": "dark"}' > .config/app/settings.json
+printf 'print(1)\n' > work/sub/a.py
+ln -s work/sub/a.py link-to-a
+echo 'private key' > private.key
+chown -R 1000:100 /h
+chmod 0600 private.key
+touch -d '2020-02-02 02:02:02' notes.txt
+"""
+# Independent of resets' own manifest: every path's type/mode/owner/size/mtime/link target
+# (directory sizes left out) and every regular file's sha256.
+MANIFEST = r"""cd /h && { find . -type d -printf 'd %m %U:%G %T@ %p\n'; \
+find . ! -type d -printf '%y %m %U:%G %s %T@ %p -> %l\n'; } | sort && \
+find . -type f -exec sha256sum {} + | sort -k2"""
+
+
+def volume_files(volume: str) -> str:
+    """sha256 and path of every file in a volume, read from inside a container."""
+    out = docker.from_env().containers.run(
+        HELPER, ["sh", "-c", "cd /v && find . -type f | sort | xargs -r sha256sum"],
+        volumes={volume: {"bind": "/v", "mode": "ro"}}, remove=True)
+    return "".join(line + "\n" for line in out.decode().splitlines()
+                   if not line.split("  ", 1)[-1].startswith(NOT_STUDENT_FILES))
+
+
+def run_in_volumes(client, script: str, volumes: dict[str, str], image: str = HELPER, mode: str = "rw") -> str:
+    """Run a root shell script with volumes mounted (name → path); its stdout, or fail."""
+    container = client.containers.run(
+        image, entrypoint=["sh", "-c", script], user="0:0", network_mode="none", detach=True,
+        volumes={v: {"bind": path, "mode": mode} for v, path in volumes.items()})
+    try:
+        code = container.wait(timeout=180)["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode()
+        assert code == 0, f"{script!r} exited {code}: {container.logs().decode()[-2000:]}"
+        return out
+    finally:
+        container.remove(force=True)
+
+
+def manifest(client, volume: str) -> str:
+    return run_in_volumes(client, MANIFEST, {volume: "/h"}, mode="ro")
+
+
+def volumes_of(client, prefix: str) -> set[str]:
+    return {v.name for v in client.volumes.list(filters={"name": prefix}) if v.name.startswith(prefix)}
+
+
+def volume_exists(client, volume: str) -> bool:
+    return volume in {v.name for v in client.volumes.list(filters={"name": volume})}
+
+
+# --- tiny real images, made here ---------------------------------------------------------------
+
+
+def make_png(width: int = 3, height: int = 2, rgb=(200, 30, 90)) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def make_jpeg(width: int = 8, height: int = 8) -> bytes:
+    """The marker structure of a baseline JPEG: SOI, APP0, SOF0, SOS, EOI."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00\x00\x3f\x00" + b"\x12\x34"
+    return b"\xff\xd8" + app0 + sof0 + sos + b"\xff\xd9"
+
+
+# --- the test PostgreSQL ----------------------------------------------------------------------
+
+PG_PASSWORD_FILE = Path("/var/lib/goldenhub-test/postgres-password")  # one per machine, made by .ci/setup
+PG_SERVER = "127.0.0.1:5432"
+PG_ROLE = "goldenhub_test"
+PG_NOT_RUNNING = (f"PostgreSQL for the tests is not reachable at {PG_SERVER} as {PG_ROLE}: run `bash .ci/setup`, "
+                  "which starts it and creates the role and /var/lib/goldenhub-test/postgres-password")
+
+
+def postgres_database(name: str):
+    """A fresh database on the test cluster: its URL and a function that drops it. Without
+    the cluster the test fails (never skips), saying how to start it."""
+    import pytest
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    if not PG_PASSWORD_FILE.is_file():
+        pytest.fail(f"{PG_NOT_RUNNING} ({PG_PASSWORD_FILE} is missing)", pytrace=False)
+    base = f"postgresql+psycopg://{PG_ROLE}:{PG_PASSWORD_FILE.read_text().strip()}@{PG_SERVER}/"
+    maintenance = create_engine(base + PG_ROLE, isolation_level="AUTOCOMMIT")
+    problem = None
+    try:
+        with maintenance.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as e:
+        problem = str(e.orig).strip()
+    if problem:
+        pytest.fail(f"{PG_NOT_RUNNING} ({problem})", pytrace=False)
+
+    def drop():
+        with maintenance.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        maintenance.dispose()
+
+    return base + name, drop

@@ -6,12 +6,9 @@ import base64
 
 import pytest
 import requests
-import yaml
 
 from hub_ext import contract
-from tests.helpers import ARTIFACTS
-from tests.test_branding import make_png
-from tests.test_service import ServiceClient, user_token, volume_files
+from tests.helpers import ARTIFACTS, ServiceClient, make_png, user_token, volume_files
 
 pytestmark = pytest.mark.browser
 
@@ -29,16 +26,12 @@ def login(browser, hub, name, password):
     return page
 
 
-def secrets(hub):
-    return yaml.safe_load((hub.state_dir / "secrets.yaml").read_text())
-
-
 def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(hub, browser):
     admin_api = ServiceClient(hub, user_token(hub, "admin"))
     admin_api.call("POST", "/templates", json={"course": "runtime2", "template": {
         "id": "edit-me", "title": "Edit me", "image": "goldenhub/course-intro-python:latest",
         "gpus": 0, "cpu": 1, "memory": "512M"}}).raise_for_status()
-    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    page = login(browser, hub, "admin", hub.admin_password())
     try:
         page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
         text = page.input_value("textarea[name=yaml]")
@@ -58,7 +51,7 @@ def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(h
     finally:
         hub.stop("edited-student")
 
-    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    page = login(browser, hub, "admin", hub.admin_password())
     try:
         page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
         page.click("button:has-text('Disable this template')")
@@ -80,7 +73,7 @@ def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser
     hub.spawn(user, {"template": "lab-cpu"})
     hub.exec(user, "echo 'my thesis' > ~/thesis.txt")
     home = contract.home_volume_name(hub.prefix, user, "lab")
-    page = login(browser, hub, user, secrets(hub)["student_password"])
+    page = login(browser, hub, user, hub.student_password())
     try:
         page.goto(f"{hub.url}/services/goldenhub/")
         page.click("a[href$='reset?course=lab']")
@@ -97,7 +90,7 @@ def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser
     backup = result.rsplit(" ", 1)[-1]
     assert "./thesis.txt" in volume_files(backup)
 
-    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    page = login(browser, hub, "admin", hub.admin_password())
     try:
         page.goto(f"{hub.url}/services/goldenhub/admin")
         assert "self-resetter" in page.inner_text("body")
@@ -118,7 +111,7 @@ def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser
 
 def test_admin_uploads_a_logo_and_the_login_page_shows_it(hub, browser):
     logo = make_png(64, 24, (200, 30, 120))
-    page = login(browser, hub, "admin", secrets(hub)["admin_password"])
+    page = login(browser, hub, "admin", hub.admin_password())
     try:
         page.goto(f"{hub.url}/services/goldenhub/admin#branding")
         path = hub.state_dir / "upload-logo.png"
@@ -150,7 +143,7 @@ def test_admin_uploads_a_logo_and_the_login_page_shows_it(hub, browser):
         # A student who starts now sees the uploaded logo in JupyterLab's top-left corner.
         anonymous.set_default_timeout(120_000)
         anonymous.fill("input[name=username]", "branded-student")
-        anonymous.fill("input[name=password]", secrets(hub)["student_password"])
+        anonymous.fill("input[name=password]", hub.student_password())
         anonymous.click("input[type=submit], button[type=submit]")
         anonymous.wait_for_url("**/hub/spawn**")
         anonymous.check("#template-intro-python-cpu")

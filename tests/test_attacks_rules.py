@@ -10,11 +10,8 @@ integration tests go through a real hub, its goldenhub service and Docker.
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import stat
-import subprocess
-import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -27,8 +24,8 @@ from hub_ext.catalog import rules
 from hub_ext.catalog import store
 from hub_ext.catalog.model import Catalog, CatalogError, parse_template
 from hub_ext.service import db
-from tests.conftest import HUB_PORT, PREFIX
-from tests.helpers import remove_docker_objects, start_hub
+from tests.helpers import (HUB_PORT, PREFIX, ServiceClient, goldenhub, hub_running, postgres_database, service_pid,
+                           user_token)
 
 TEMPLATE = {"id": "att-cpu", "title": "Attack", "image": "goldenhub/course-intro-python:latest",
             "gpus": 0, "cpu": 1, "memory": "512M"}
@@ -164,8 +161,7 @@ def test_courses_validate_judges_a_file_dataset_by_what_it_points_at(tmp_path):
         "id: c\ntitle: C\ntemplates:\n  - id: c-cpu\n    title: C\n    image: goldenhub/x:1\n"
         f"    gpus: 0\n    cpu: 1\n    memory: 1G\n    datasets:\n      - name: data\n"
         f"        source: {tmp_path / 'looks-harmless'}\n")
-    result = subprocess.run([sys.executable, "-m", "hub_ext.cli", "courses", "validate", str(tmp_path / "courses")],
-                            capture_output=True, text=True, timeout=60)
+    result = goldenhub("courses", "validate", str(tmp_path / "courses"), timeout=60)
     assert result.returncode == 1
     assert "c-cpu.datasets.data.source: got" in result.stderr and "which resolves to /etc" in result.stderr
 
@@ -231,53 +227,21 @@ OWN_PORT = HUB_PORT + 20
 def rules_hub(tmp_path_factory, courses_dir):
     """An own hub: dataset root in a temporary directory, the service database on the test
     PostgreSQL (so that its URL holds a password)."""
-    from tests.test_db import postgres_database
-
     root = tmp_path_factory.mktemp("roots")
     db_url, drop = postgres_database(f"goldenhub_test_{uuid.uuid4().hex[:12]}")
-    saved = {k: os.environ.get(k) for k in ("GOLDENHUB_DATASET_ROOTS", "GOLDENHUB_DB_URL")}
-    os.environ.update(GOLDENHUB_DATASET_ROOTS=str(root), GOLDENHUB_DB_URL=db_url)
-    remove_docker_objects(OWN_PREFIX)
     try:
-        hub = start_hub(tmp_path_factory.mktemp("rules-state"), courses_dir, OWN_PORT, OWN_PREFIX,
-                        secrets.token_hex(16))
+        with hub_running(tmp_path_factory.mktemp("rules-state"), courses_dir, OWN_PORT, OWN_PREFIX,
+                         env={"GOLDENHUB_DATASET_ROOTS": str(root), "GOLDENHUB_DB_URL": db_url}) as hub:
+            hub.root, hub.db_url = root, db_url
+            yield hub
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    hub.root, hub.db_url = root, db_url
-    try:
-        yield hub
-    finally:
-        for user in hub.request("GET", "/users").json():
-            if user.get("servers"):
-                hub.request("DELETE", f"/users/{user['name']}/server")
-        hub.terminate()
-        remove_docker_objects(OWN_PREFIX)
         create_engine(db_url).dispose()
         drop()
 
 
 @pytest.fixture(scope="module")
 def admin_api(rules_hub):
-    from tests.test_service import ServiceClient, user_token
-
     return ServiceClient(rules_hub, user_token(rules_hub, "admin"))
-
-
-def service_pid(hub) -> int:
-    """The goldenhub service process started by this hub (found in /proc, not trusted from a file)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat_line = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat_line[stat_line.rindex(b")") + 2:].split()[1])
-        if b"hub_ext.service" in cmdline and ppid == hub.process.pid:
-            return int(entry)
-    raise AssertionError(f"no goldenhub service process of hub pid {hub.process.pid}")
 
 
 

@@ -20,18 +20,12 @@ from sqlalchemy import update
 
 from hub_ext.hubconfig import Settings
 from hub_ext.service.db import TemplateRevision, open_database
-from tests.test_branding import make_jpeg, make_png
-from tests.test_service import ServiceClient, user_token
-from tests.test_templates_api import NEW
+from tests.helpers import RUNTIME_TEMPLATE as NEW, ServiceClient, make_jpeg, make_png, user_token
 
 pytestmark = pytest.mark.integration
 
 SERVICE = "/services/goldenhub/"
 ANSWER = 30  # seconds: a bound on every request; a frozen service fails the test, never hangs it
-
-
-def secrets(hub) -> dict:
-    return yaml.safe_load((hub.state_dir / "secrets.yaml").read_text())
 
 
 class Browser:
@@ -100,7 +94,7 @@ def world(hub):
     backup = r.json()["results"][0]["backup"]
     hub.spawn("atk-victim", {"template": "lab-cpu"})
     assert hub.exec("atk-victim", "echo precious > ~/precious.txt")[0] == 0
-    browsers = {"admin": Browser(hub, "admin", secrets(hub)["admin_password"]),
+    browsers = {"admin": Browser(hub, "admin", hub.admin_password()),
                 "atk-victim": Browser(hub, "atk-victim", hub.student_password()),
                 "atk-outsider": Browser(hub, "atk-outsider", hub.student_password())}
     yield {"tokens": tokens, "admin": admin, "backup": backup, "browsers": browsers}
@@ -221,13 +215,10 @@ def test_with_the_right_xsrf_token_the_same_forms_work(world):
 def test_scope_escalation_is_refused_everywhere(hub, world):
     before = snapshot(hub, world)
     tokens = world["tokens"]
-    r = hub.request("POST", "/users/admin/tokens", json={"note": "service only", "scopes": [
-        "access:services!service=goldenhub"]})
-    assert r.status_code == 201, r.text
-    narrow = r.json()["token"]  # the admin's, but without the goldenhub scopes
-    r = hub.request("POST", "/users/admin/tokens", json={"note": "read only", "scopes": ["read:users:name"]})
-    assert r.status_code == 201, r.text
-    no_access = r.json()["token"]  # the admin's, without access to the service at all
+    # the admin's, but without the goldenhub scopes
+    narrow = user_token(hub, "admin", "service only", scopes=["access:services!service=goldenhub"])
+    # the admin's, without access to the service at all
+    no_access = user_token(hub, "admin", "read only", scopes=["read:users:name"])
     callers = {"student": tokens["atk-outsider"], "other course's instructor": tokens["sec-teacher"],
                "narrow admin token": narrow, "no-access admin token": no_access}
     for who, token in callers.items():
@@ -370,7 +361,7 @@ def test_logs_and_error_pages_hold_no_token_cookie_or_password(hub, world):
               admin.send("GET", "admin/reset-all?course=nope"),
               admin.send("POST", "reset?course=lab", data={"confirm": "lab"}),
               requests.get(f"{hub.url}{SERVICE}api/no-such?token={world['tokens']['admin']}", timeout=ANSWER)]
-    used = [*world["tokens"].values(), hub.token, hub.student_password(), secrets(hub)["admin_password"],
+    used = [*world["tokens"].values(), hub.token, hub.student_password(), hub.admin_password(),
             *STORED_CREDENTIALS,
             *(s for b in browsers for s in b.secrets())]
     used = [s for s in used if s and len(s) >= 12]

@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 import tarfile
-import zlib
 
 import pytest
 import requests
@@ -18,26 +16,9 @@ from hub_ext.branding.store import (
     validate_upload,
 )
 from hub_ext.branding import container as lab_branding
-from tests.helpers import ARTIFACTS
+from tests.helpers import ARTIFACTS, make_jpeg, make_png
 
-# --- tiny real images, made here -------------------------------------------------------------
-
-
-def make_png(width: int = 3, height: int = 2, rgb=(200, 30, 90)) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-def make_jpeg(width: int = 8, height: int = 8) -> bytes:
-    """The marker structure of a baseline JPEG: SOI, APP0, SOF0, SOS, EOI."""
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
-    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00\x00\x3f\x00" + b"\x12\x34"
-    return b"\xff\xd8" + app0 + sof0 + sos + b"\xff\xd9"
+# --- tiny real images (made in tests.helpers) ---------------------------------------------------
 
 
 def make_ico(png: bytes) -> bytes:

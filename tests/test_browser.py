@@ -1,19 +1,12 @@
 """A student in a real browser (Debian's Chromium driven by Playwright): log in, click
 Start, pick the CPU course, and land in JupyterLab with the courseware in the file browser."""
 
-
 import pytest
-import yaml
 
 from tests.helpers import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
-
-
-
-def student_password(hub) -> str:
-    return yaml.safe_load((hub.state_dir / "secrets.yaml").read_text())["student_password"]
 
 
 def test_student_starts_cpu_course_and_sees_courseware_in_jupyterlab(hub, browser):
@@ -22,7 +15,7 @@ def test_student_starts_cpu_course_and_sees_courseware_in_jupyterlab(hub, browse
     try:
         page.goto(f"{hub.url}/hub/login")
         page.fill("input[name=username]", "browser-student")
-        page.fill("input[name=password]", student_password(hub))
+        page.fill("input[name=password]", hub.student_password())
         page.click("input[type=submit], button[type=submit]")
 
         # The options form lists the student's environments; pick the CPU course.

@@ -1,15 +1,13 @@
 """Catalog validation: every bad course file is refused with a message that names the
 file, the field, what was given and what is allowed."""
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from hub_ext.catalog.model import CatalogError, load_catalog
-from hub_ext.paths import REPO_ROOT
+from tests.helpers import goldenhub
 
 GOOD = """\
 id: course-a
@@ -112,12 +110,8 @@ def test_groups_scope_templates(tmp_path):
     assert [t.id for t in catalog.templates_for({"ml-101"})] == ["tpl-a"]
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "hub_ext.cli", *args], capture_output=True, text=True, cwd=REPO_ROOT)
-
-
 def test_cli_validate_accepts_the_sample_courses():
-    result = run_cli("courses", "validate")
+    result = goldenhub("courses", "validate")
     assert result.returncode == 0, result.stderr
     assert "intro-python/intro-python-cpu" in result.stdout
     assert "deep-learning/deep-learning-gpu" in result.stdout
@@ -125,7 +119,7 @@ def test_cli_validate_accepts_the_sample_courses():
 
 def test_cli_validate_exits_nonzero_on_a_bad_file(tmp_path):
     write(tmp_path, GOOD.replace("gpus: 0", "gpus: -1"))
-    result = run_cli("courses", "validate", str(tmp_path))
+    result = goldenhub("courses", "validate", str(tmp_path))
     assert result.returncode == 1
     assert "gpus: got -1" in result.stderr
 

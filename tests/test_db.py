@@ -9,49 +9,16 @@ its own, so test runs in parallel do not meet. Without that cluster they fail, n
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import IntegrityError
 
-from hub_ext.paths import REPO_ROOT
 from hub_ext.service import db
-
-PG_PASSWORD_FILE = Path("/var/lib/goldenhub-test/postgres-password")  # one per machine, made by .ci/setup
-PG_SERVER = "127.0.0.1:5432"
-PG_ROLE = "goldenhub_test"
-NOT_RUNNING = (f"PostgreSQL for the tests is not reachable at {PG_SERVER} as {PG_ROLE}: run `bash .ci/setup`, "
-               "which starts it and creates the role and /var/lib/goldenhub-test/postgres-password")
-
-
-def postgres_database(name: str) -> tuple[str, callable]:
-    """A fresh database on the test cluster: its URL and a function that drops it."""
-    if not PG_PASSWORD_FILE.is_file():
-        pytest.fail(f"{NOT_RUNNING} ({PG_PASSWORD_FILE} is missing)", pytrace=False)
-    base = f"postgresql+psycopg://{PG_ROLE}:{PG_PASSWORD_FILE.read_text().strip()}@{PG_SERVER}/"
-    maintenance = create_engine(base + PG_ROLE, isolation_level="AUTOCOMMIT")
-    problem = None
-    try:
-        with maintenance.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as e:
-        problem = str(e.orig).strip()
-    if problem:
-        pytest.fail(f"{NOT_RUNNING} ({problem})", pytrace=False)
-
-    def drop():
-        with maintenance.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        maintenance.dispose()
-
-    return base + name, drop
+from tests.helpers import PG_PASSWORD_FILE, goldenhub, postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -87,10 +54,9 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def goldenhub(*args: str, url: str) -> subprocess.CompletedProcess:
+def goldenhub_db(*args: str, url: str):
     # The URL travels in the environment, as the service gets it, not in the process list.
-    return subprocess.run([sys.executable, "-m", "hub_ext.cli", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, GOLDENHUB_DB_URL=url))
+    return goldenhub(*args, env={"GOLDENHUB_DB_URL": url}, timeout=120)
 
 
 def test_a_new_database_is_created_at_the_newest_schema(url):
@@ -127,9 +93,9 @@ def test_an_old_schema_is_refused_until_goldenhub_db_upgrade(url):
     if url.startswith("postgresql"):
         assert PG_PASSWORD_FILE.read_text().strip() not in str(refused.value)
 
-    current = goldenhub("db", "current", url=url)
+    current = goldenhub_db("db", "current", url=url)
     assert current.returncode == 0 and "goldenhub db upgrade" in current.stdout, current.stderr
-    upgraded = goldenhub("db", "upgrade", url=url)
+    upgraded = goldenhub_db("db", "upgrade", url=url)
     assert upgraded.returncode == 0, upgraded.stderr
     assert f"upgraded from schema {old} to {db.head_revision()}" in upgraded.stdout
 

@@ -17,8 +17,7 @@ import docker
 import pytest
 import requests
 
-from tests.conftest import HUB_PORT, PREFIX
-from tests.helpers import remove_docker_objects, start_hub, wait_for
+from tests.helpers import HUB_PORT, PREFIX, remove_docker_objects, start_hub, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker_restart]
 

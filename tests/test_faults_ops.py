@@ -20,10 +20,8 @@ import requests
 
 from hub_ext import contract
 from hub_ext.service import process
-from tests.conftest import HUB_PORT, PREFIX, free_port
-from tests.helpers import extra_course, remove_docker_objects, start_hub, wait_for
-from tests.test_attacks_rules import service_pid
-from tests.test_service import ServiceClient, user_token
+from tests.helpers import (HUB_PORT, PREFIX, ServiceClient, extra_course, free_port, remove_docker_objects, service_pid,
+                           start_hub, user_token, wait_for)
 
 integration = pytest.mark.integration
 

@@ -22,10 +22,9 @@ import pytest
 from hub_ext import contract
 from hub_ext.homes import markers, resets
 from hub_ext.homes.resets import ResetError
-from tests.conftest import HUB_PORT, PREFIX
-from tests.helpers import REPO_ROOT, hub_running, wait_for
-from tests.test_resets import COURSE, HELPER, SMALL_HOME, USER, exists, manifest, run, volumes_of
-from tests.test_service import ServiceClient, user_token, volume_files
+from tests.helpers import (HELPER, HUB_PORT, PREFIX, REPO_ROOT, SMALL_HOME, ServiceClient, extra_course, hub_running,
+                           manifest, run_in_volumes, user_token, volume_exists, volume_files, volumes_of, wait_for)
+from tests.helpers import RESET_COURSE as COURSE, RESET_USER as USER  # the `home` fixture's
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +51,7 @@ cat notes.txt
 
 
 def allocated_kib(client, volume: str) -> int:
-    return int(run(client, "du -sk /h | cut -f1", {volume: "/h"}, mode="ro"))
+    return int(run_in_volumes(client, "du -sk /h | cut -f1", {volume: "/h"}, mode="ro"))
 
 
 def helpers_of(client, prefix: str) -> list:
@@ -64,30 +63,30 @@ def helpers_of(client, prefix: str) -> list:
 
 
 def test_a_sparse_home_resets_and_restores_byte_exact_without_reading_its_holes(client, prefix, home):
-    run(client, SPARSE_HOME, {home: "/h"})
-    facts = run(client, SPARSE_FACTS, {home: "/h"}, mode="ro")
+    run_in_volumes(client, SPARSE_HOME, {home: "/h"})
+    facts = run_in_volumes(client, SPARSE_FACTS, {home: "/h"}, mode="ro")
     assert "huge.img 1099511627776 " in facts and "in the middle\n0\n" in facts
 
     # Bounded well below COPY_TIMEOUT: hashing 1 TiB of holes would take hours.
     backup = resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=HELPER, timeout=300)
 
-    assert run(client, SPARSE_FACTS, {backup.volume: "/h"}, mode="ro") == facts
+    assert run_in_volumes(client, SPARSE_FACTS, {backup.volume: "/h"}, mode="ro") == facts
     assert allocated_kib(client, backup.volume) < 64 * 1024  # still sparse: 3 MiB of data, not 1 TiB
     assert backup.size_bytes == 1099511627776 + 4294967296 + 6  # whole numbers, however large
     resets.restore_backup(client, backup.volume, helper_image=HELPER, timeout=300)
-    assert run(client, SPARSE_FACTS, {home: "/h"}, mode="ro") == facts
+    assert run_in_volumes(client, SPARSE_FACTS, {home: "/h"}, mode="ro") == facts
 
 
 def test_a_byte_changed_inside_a_hole_fails_the_verification(client, prefix, home, monkeypatch):
     """Hashing only the data extents still sees every byte: a copy that differs in what was
     a hole in the source does not verify, and the home stays."""
-    run(client, SPARSE_HOME, {home: "/h"})
-    facts = run(client, SPARSE_FACTS, {home: "/h"}, mode="ro")
+    run_in_volumes(client, SPARSE_HOME, {home: "/h"})
+    facts = run_in_volumes(client, SPARSE_FACTS, {home: "/h"}, mode="ro")
     monkeypatch.setattr(resets, "COPY_COMMAND", "cp -a --sparse=always /from/. /to/ && "
                         "printf X | dd of=/to/middle.img bs=1 seek=3000000000 conv=notrunc status=none")
     with pytest.raises(ResetError, match="does not match its source.*home was left as it was and no backup"):
         resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=HELPER, timeout=300)
-    assert run(client, SPARSE_FACTS, {home: "/h"}, mode="ro") == facts
+    assert run_in_volumes(client, SPARSE_FACTS, {home: "/h"}, mode="ro") == facts
     assert volumes_of(client, prefix) == {home} and not helpers_of(client, prefix)
 
 
@@ -95,7 +94,7 @@ def test_a_byte_changed_inside_a_hole_fails_the_verification(client, prefix, hom
 
 
 def test_a_missing_helper_image_is_refused_and_never_pulled(client, prefix, home):
-    run(client, SMALL_HOME, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME, {home: "/h"})
     before = manifest(client, home)
     missing = f"{prefix.lower()}.invalid/reset-helper:none"  # a pull would try to reach that host
     with pytest.raises(ResetError, match=f"helper image {missing} is not on this machine.*never downloads.*setup"):
@@ -118,7 +117,7 @@ def image_without_a_shell(client, prefix):
 
 
 def test_a_helper_that_cannot_start_leaves_no_backup_to_restore(client, prefix, home, image_without_a_shell):
-    run(client, SMALL_HOME, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME, {home: "/h"})
     before = manifest(client, home)
     with pytest.raises(ResetError, match="did not start.*home was left as it was and no backup was kept"):
         resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=image_without_a_shell)
@@ -132,7 +131,7 @@ def test_a_helper_that_cannot_start_leaves_no_backup_to_restore(client, prefix, 
 
 
 def test_a_reset_killed_mid_copy_leaves_no_listed_backup_and_the_next_reset_works(client, prefix, home, tmp_path):
-    run(client, SMALL_HOME + "head -c 400M /dev/urandom > /h/big.bin\n", {home: "/h"})
+    run_in_volumes(client, SMALL_HOME + "head -c 400M /dev/urandom > /h/big.bin\n", {home: "/h"})
     before = manifest(client, home)
     code = textwrap.dedent(f"""
         import docker
@@ -152,7 +151,7 @@ def test_a_reset_killed_mid_copy_leaves_no_listed_backup_and_the_next_reset_work
     finally:
         proc.kill()
     partial = copier.name.removesuffix("-copy")
-    assert exists(client, partial) and contract.reset_marker(tmp_path, home).exists()
+    assert volume_exists(client, partial) and contract.reset_marker(tmp_path, home).exists()
 
     assert resets.list_backups(client, USER, COURSE) == []  # the unverified copy is not a backup
     with pytest.raises(ResetError, match="unverified copy"):
@@ -243,7 +242,7 @@ def test_service_killed_mid_reset_leaves_no_lasting_damage(own_hub, admin):
     wait_for(lambda: (pid := service_pid(hub)) and pid != old_service
              and admin.call("GET", "/").status_code == 200, 180, "the hub restarting the service", interval=1)
     assert admin.call("GET", "/backups", params={"user": user}).json()["backups"] == []
-    assert not exists(client, partial)
+    assert not volume_exists(client, partial)
     assert not [c for c in client.containers.list(all=True, filters={"name": hub.prefix}) if c.name.startswith(partial)]
     entries = admin.call("GET", "/audit").json()["entries"]
     assert any(e["action"] == "cleanup" and partial in e["detail"] for e in entries), entries[:5]
@@ -252,7 +251,7 @@ def test_service_killed_mid_reset_leaves_no_lasting_damage(own_hub, admin):
     r = admin.call("POST", "/resets", json={"course": "lab", "user": user})
     assert r.status_code == 200 and r.json()["results"][0]["result"] == "ok", r.text
     backup = r.json()["results"][0]["backup"]
-    assert student_files(backup) == before and not exists(client, home)
+    assert student_files(backup) == before and not volume_exists(client, home)
     assert [b["volume"] for b in admin.call("GET", "/backups", params={"user": user}).json()["backups"]] == [backup]
 
 
@@ -269,15 +268,13 @@ def test_resetting_one_course_keeps_the_students_other_course_running(own_hub, a
         assert r.status_code == 200 and r.json()["results"][0]["result"] == "ok", r.text
         assert (hub.server(user) or {}).get("ready")  # the intro-python server still runs
         assert hub.exec(user, "cat ~/intro-notes.txt") == (0, "intro\n")
-        assert not exists(client, lab_home)
+        assert not volume_exists(client, lab_home)
         assert "./lab-notes.txt" in volume_files(r.json()["results"][0]["backup"])
     finally:
         hub.stop(user)
 
 
 def test_an_instructors_reset_all_resets_their_students_and_lists_the_others(own_hub, courses_dir):
-    from tests.helpers import extra_course
-
     hub, client = own_hub, docker.from_env()
     hub.request("POST", "/groups/rsec-students", json={})
     for name in ("rsec-in", "rsec-out"):
@@ -287,7 +284,7 @@ def test_an_instructors_reset_all_resets_their_students_and_lists_the_others(own
     for name in ("rsec-in", "rsec-out"):
         homes[name] = contract.home_volume_name(hub.prefix, name, "rsec")
         client.volumes.create(name=homes[name], labels={"goldenhub.user": name, "goldenhub.course": "rsec"})
-        run(client, f"echo {name} > /h/mine.txt", {homes[name]: "/h"})
+        run_in_volumes(client, f"echo {name} > /h/mine.txt", {homes[name]: "/h"})
     teacher = ServiceClient(hub, user_token(hub, "rsec-teacher"))
 
     with extra_course(courses_dir, "rsec", RESET_COURSE):
@@ -295,10 +292,10 @@ def test_an_instructors_reset_all_resets_their_students_and_lists_the_others(own
 
     assert r.status_code == 200, r.text
     results = {x["user"]: x for x in r.json()["results"]}
-    assert results["rsec-in"]["result"] == "ok" and not exists(client, homes["rsec-in"])
+    assert results["rsec-in"]["result"] == "ok" and not volume_exists(client, homes["rsec-in"])
     assert "./mine.txt" in volume_files(results["rsec-in"]["backup"])
     assert results["rsec-out"]["result"] == "refused"
     assert "You may not reset rsec-out's rsec environment" in results["rsec-out"]["message"]
-    assert run(client, "cat /h/mine.txt", {homes["rsec-out"]: "/h"}) == "rsec-out\n"  # untouched
+    assert run_in_volumes(client, "cat /h/mine.txt", {homes["rsec-out"]: "/h"}) == "rsec-out\n"  # untouched
     entries = ServiceClient(hub, user_token(hub, "admin")).call("GET", "/audit").json()["entries"]
     assert any(e["actor"] == "rsec-teacher" and e["user"] == "rsec-out" and e["result"] == "refused" for e in entries)

@@ -29,8 +29,8 @@ import pytest
 import requests
 
 from hub_ext import contract
-from tests.conftest import HUB_PORT, PREFIX
-from tests.helpers import WAIT_SPAWN, copy_courses, extra_course, remove_docker_objects, start_hub, wait_for
+from tests.helpers import (HUB_PORT, PREFIX, WAIT_SPAWN, copy_courses, extra_course, remove_docker_objects, start_hub,
+                           user_token, wait_for)
 
 pytestmark = pytest.mark.integration
 
@@ -310,10 +310,7 @@ def test_a_server_out_of_memory_says_so_and_releases_its_gpu(fault):
 
 def test_a_reset_that_interrupts_a_start_tells_the_student(fault, hanging):
     hub = fault.hub
-    hub.ensure_user("admin")
-    r = hub.request("POST", "/users/admin/tokens", json={"note": "reset test"})
-    assert r.status_code == 201, r.text
-    admin = r.json()["token"]
+    admin = user_token(hub, "admin", "reset test")
     with ThreadPoolExecutor(2) as pool:
         post = start_in_background(pool, hub, "r-ann", "fault-cpu-slow")
         try:

@@ -1,8 +1,14 @@
-"""GPUs are exclusive and explicit: allocation (pure), the Docker device requests of a
-created GPU container (real Docker, not started: this host has no GPU), and what a
-student sees from a real hub with a declared inventory."""
+"""GPUs are exclusive and explicit: allocation (pure, and from many threads at once),
+discovery through NVML (a fake pynvml module at the library boundary: no library, no
+driver, two GPUs, MIG slices), the Docker device requests of a created GPU container (real
+Docker, not started: this host has no GPU), and what a student sees from a real hub with a
+declared inventory."""
 
-import asyncio
+import sys
+import threading
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import pytest
@@ -10,7 +16,7 @@ import pytest
 from hub_ext.catalog.model import load_catalog
 from hub_ext.paths import REPO_ROOT
 from spawner import container
-from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared
+from spawner.gpus import GPU, GPUAllocator, NoFreeGPU, discover_gpus, parse_declared
 
 
 def allocator(n=2):
@@ -38,20 +44,31 @@ def test_allocation_is_idempotent_and_release_frees_only_own_devices():
 
 
 def test_concurrent_requests_never_share_a_gpu():
-    gpus = allocator(4)
+    """Ten starts ask for one GPU each at the same moment, from ten threads (the hub's
+    event loop and the threads its spawners use). The allocator's clock, read between
+    choosing free devices and taking them, yields to the other threads: without the lock
+    two students would be handed the same GPU."""
+    def yielding_clock():
+        time.sleep(0.001)  # let the other threads run inside allocate()
+        return time.monotonic()
 
-    async def ask(owner):
-        await asyncio.sleep(0)
+    gpus = GPUAllocator(parse_declared([str(i) for i in range(4)]), clock=yielding_clock)
+    students = [f"s{i}/" for i in range(10)]
+    together = threading.Barrier(len(students))
+
+    def ask(owner):
+        together.wait()
         try:
             return gpus.allocate(owner, 1)
         except NoFreeGPU:
             return None
 
-    async def burst():
-        return await asyncio.gather(*(ask(f"s{i}/") for i in range(10)))
-
-    got = [g for g in asyncio.run(burst()) if g]
-    assert len(got) == 4 and len({tuple(g) for g in got}) == 4
+    with ThreadPoolExecutor(len(students)) as pool:
+        got = [g for g in pool.map(ask, students) if g]
+    handed_out = [device for g in got for device in g]
+    print(f"{len(got)} of {len(students)} students got a GPU: {sorted(handed_out)}")
+    assert sorted(handed_out) == ["0", "1", "2", "3"]  # each device once, none twice
+    assert {d: len(owners) for d, owners in gpus.usage().items()} == {"0": 1, "1": 1, "2": 1, "3": 1}
 
 
 def test_restart_reconstruction_keeps_busy_gpus_busy():
@@ -81,11 +98,99 @@ def test_declared_inventory_errors_say_what_is_allowed():
         parse_declared(["0", "0"])
 
 
-def test_no_driver_means_empty_inventory():
-    # This host has no NVIDIA driver: discovery must say "none", not fail.
+# --- discovery through NVML: a fake pynvml module stands at the library boundary ------------
+
+
+class FakeNVML(types.ModuleType):
+    """The part of pynvml (nvidia-ml-py) that discovery uses, over a described machine:
+    `devices` are (name, memory MiB, MIG slices as (uuid, name, memory MiB) or None when the
+    GPU has no MIG support, MIG enabled)."""
+
+    NVML_DEVICE_MIG_ENABLE = 1
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, devices=(), init_error: Exception | None = None):
+        super().__init__("pynvml")
+        self.devices, self.init_error, self.shut_down = list(devices), init_error, False
+
+    def nvmlInit(self):
+        if self.init_error:
+            raise self.init_error
+
+    def nvmlShutdown(self):
+        self.shut_down = True
+
+    def nvmlDeviceGetCount(self):
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return ("gpu", i)
+
+    def _device(self, handle):
+        kind, i, *j = handle
+        name, memory, slices, _enabled = self.devices[i]
+        return (name, memory) if kind == "gpu" else slices[j[0]][1:]
+
+    def nvmlDeviceGetName(self, handle):
+        return self._device(handle)[0].encode()  # older pynvml answers bytes
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return types.SimpleNamespace(total=self._device(handle)[1] * 2**20)
+
+    def nvmlDeviceGetMigMode(self, handle):
+        slices, enabled = self.devices[handle[1]][2:]
+        if slices is None:
+            raise self.NVMLError("Not Supported")
+        return (1 if enabled else 0, 0)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle):
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle, j):
+        if j >= len(self.devices[handle[1]][2]):
+            raise self.NVMLError("Not Found")  # an empty MIG position
+        return ("mig", handle[1], j)
+
+    def nvmlDeviceGetUUID(self, handle):
+        kind, i, j = handle
+        return self.devices[i][2][j][0]
+
+
+def test_without_the_nvml_library_the_inventory_is_empty(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
     assert discover_gpus() == []
 
 
+def test_without_a_driver_the_inventory_is_empty_not_an_error(monkeypatch):
+    nvml = FakeNVML(init_error=FakeNVML.NVMLError("Driver Not Loaded"))
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert discover_gpus() == []
+
+
+def test_two_gpus_are_found_by_index_with_name_and_memory(monkeypatch):
+    nvml = FakeNVML([("NVIDIA A100-SXM4-40GB", 40960, None, False), ("NVIDIA A100-SXM4-40GB", 40960, [], False)])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert discover_gpus() == [GPU("0", "NVIDIA A100-SXM4-40GB", 40960), GPU("1", "NVIDIA A100-SXM4-40GB", 40960)]
+    assert nvml.shut_down
+
+
+def test_a_gpu_in_mig_mode_is_offered_as_its_slices_not_whole(monkeypatch):
+    slices = [("MIG-1111", "NVIDIA A100 MIG 3g.20gb", 19968), ("MIG-2222", "NVIDIA A100 MIG 3g.20gb", 19968)]
+    nvml = FakeNVML([("NVIDIA A100-SXM4-40GB", 40960, slices, True), ("NVIDIA T4", 15360, None, False)])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert discover_gpus() == [GPU("MIG-1111", "NVIDIA A100 MIG 3g.20gb", 19968),
+                               GPU("MIG-2222", "NVIDIA A100 MIG 3g.20gb", 19968), GPU("1", "NVIDIA T4", 15360)]
+
+
+def test_a_mig_capable_gpu_with_mig_off_is_offered_whole(monkeypatch):
+    nvml = FakeNVML([("NVIDIA H100", 81559, [("MIG-3333", "x", 1)], False)])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert discover_gpus() == [GPU("0", "NVIDIA H100", 81559)]
+
+
+@pytest.mark.integration  # creates (never starts) containers in a real Docker engine
 def test_created_gpu_container_requests_exactly_its_devices():
     template = load_catalog(REPO_ROOT / "courses").templates["deep-learning-gpu"]
     gpus = allocator(2)
@@ -161,9 +266,6 @@ def make_spawner(user: str, inventory: list[str]):
 def test_hub_restart_rebuilds_allocations_from_state_and_refuses_with_a_clear_message():
     from tornado import web
 
-    from spawner import GoldenSpawner
-
-    GoldenSpawner._allocators.clear()  # a freshly started hub process
     inventory = ["GPU-a", "GPU-b"]
     ann = make_spawner("ann", inventory)
     ann.load_state({"object_id": "c0ffee", "template": "deep-learning-gpu", "gpus": ["GPU-a"]})
@@ -181,16 +283,13 @@ def test_hub_restart_rebuilds_allocations_from_state_and_refuses_with_a_clear_me
     assert e.value.log_message == (
         "All 2 GPUs for Deep Learning with PyTorch are in use (0 free, 1 needed). "
         "Try again later or start the CPU environment: Python (CPU).")
-    GoldenSpawner._allocators.clear()
 
 
 def test_gpu_templates_say_so_when_the_host_has_none():
     from tornado import web
 
-    from spawner import GoldenSpawner
     from spawner.form import make_options_form
 
-    GoldenSpawner._allocators.clear()
     spawner = make_spawner("dan", [])
     templates = load_catalog(REPO_ROOT / "courses").templates
     assert spawner.gpu_availability(templates["deep-learning-gpu"]) == "This server has no GPUs."
@@ -200,7 +299,6 @@ def test_gpu_templates_say_so_when_the_host_has_none():
                              {"deep-learning-gpu": "This server has no GPUs."})
     assert 'value="deep-learning-gpu" disabled' in html and "This server has no GPUs." in html
     assert 'value="intro-python-cpu" checked' in html  # the startable one is preselected
-    GoldenSpawner._allocators.clear()
 
 
 def test_refused_students_are_counted_as_waiting_for_ten_minutes():
@@ -225,9 +323,6 @@ def test_refused_students_are_counted_as_waiting_for_ten_minutes():
 def test_the_refusal_message_says_how_many_are_waiting():
     from tornado import web
 
-    from spawner import GoldenSpawner
-
-    GoldenSpawner._allocators.clear()
     template = load_catalog(REPO_ROOT / "courses").templates["deep-learning-gpu"]
     make_spawner("ann", ["GPU-a"]).take_gpus(template)
     for name in ("bob", "cat"):
@@ -237,4 +332,3 @@ def test_the_refusal_message_says_how_many_are_waiting():
         make_spawner("dan", ["GPU-a"]).take_gpus(template)
     assert "The only GPU for Deep Learning with PyTorch is in use (0 free, 1 needed); " \
            "2 other students are waiting too. Try again later or start the CPU environment" in e.value.log_message
-    GoldenSpawner._allocators.clear()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from hub_ext.cli import images_cmd
 from hub_ext.images import plan as images
+from tests.helpers import goldenhub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT_S = 1500
@@ -58,6 +57,29 @@ def test_push_repository_rejects_a_scheme():
     assert images.make_push_repository("127.0.0.1:5000/", "goldenhub/base") == "127.0.0.1:5000/goldenhub/base"
     with pytest.raises(images.ImagesError, match="without http://"):
         images.make_push_repository("http://127.0.0.1:5000", "goldenhub/base")
+
+
+@pytest.mark.parametrize("registry, bad", [
+    ("127.0.0.1:5000", False), ("localhost:5000", False), ("registry.example.org", False),
+    ("registry.example.org/teaching/ml", False),  # host/path
+    ("https://registry.example.org", True), ("registry.example.org:port", True),
+    ("registry.example.org/Team", True), ("reg istry", True),
+])
+def test_a_pushed_image_names_its_registry_so_hubs_pull_it_from_there(registry, bad):
+    """What `images build --push` tags is what the spawner reads as a registry reference
+    (and so pulls): the two sides share Docker's rule for where an image comes from."""
+    from spawner.images import names_registry, split_reference
+
+    repository = images.make_repository("course", "intro-python")
+    assert not names_registry(f"{repository}:v1")  # a local build: not pulled from a registry
+    if bad:
+        with pytest.raises(images.ImagesError, match=r"give a registry as host\[:port\]"):
+            images.make_push_repository(registry, repository)
+        return
+    pushed = images.make_push_repository(registry, repository)
+    assert pushed == f"{registry}/goldenhub/course-intro-python"
+    for tag in images.make_tags(pushed, "v1-2-gabc123"):
+        assert names_registry(tag) and split_reference(tag)[0] == pushed
 
 
 def test_plan_on_a_cuda_base_keeps_each_courses_framework(images_tree):
@@ -153,13 +175,15 @@ def test_provenance_follows_the_last_commit_of_the_layer_directory(tmp_path):
     assert images.git_provenance(repo / "images/base") == base  # other layers unaffected
 
 
-def test_images_build_arguments():
-    parser = argparse.ArgumentParser(prog="goldenhub")
-    images_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["images", "build", "--course", "a", "--course", "b", "--offline-base",
+def test_images_build_arguments_reach_the_build():
+    """`goldenhub images build …`, parsed by the real command line, runs the build with
+    every option the admin gave."""
+    from hub_ext.cli.main import make_parser
+
+    args = make_parser().parse_args(["images", "build", "--course", "a", "--course", "b", "--offline-base",
                                      "--push", "127.0.0.1:5000"])
     assert args.courses == ["a", "b"] and args.offline_base and args.push == "127.0.0.1:5000"
-    assert callable(args.run)
+    assert args.run is images_cmd.run_build
 
 
 # --- with a Docker engine -----------------------------------------------------------------
@@ -173,14 +197,6 @@ def api():
     except Exception as exc:  # any failure to reach the engine means: no Docker here
         pytest.skip(f"no Docker daemon answers: {exc}")
     return client
-
-
-def _goldenhub(*args: str, timeout: int = BUILD_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run the real command line; its output is shown when a test fails."""
-    result = subprocess.run([sys.executable, "-m", "hub_ext.cli", *args], capture_output=True, text=True,
-                            timeout=timeout, cwd=REPO_ROOT)
-    print(result.stdout[-20000:], result.stderr[-5000:], sep="\n")
-    return result
 
 
 def _sections(output: str) -> dict[str, str]:
@@ -204,7 +220,7 @@ def _expected_provenance(directory: Path) -> tuple[str, bool]:
 
 @pytest.mark.images
 def test_real_chain_is_labelled_with_each_layers_git_commit(api):
-    result = _goldenhub("images", "build", "--offline-base", "--course", "intro-python")
+    result = goldenhub("images", "build", "--offline-base", "--course", "intro-python", timeout=BUILD_TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     assert "OS base: goldenhub/os-base:bookworm — --offline-base was given" in result.stdout
     for ref, directory, layer in [
@@ -268,8 +284,9 @@ def tiny_repo(tmp_path, api):
 
 
 def _tiny_build(repo, *extra: str) -> subprocess.CompletedProcess:
-    return _goldenhub("images", "build", "--offline-base", "--namespace", repo.ns,
-                      "--images-dir", str(repo.root / "images"), "--courses-dir", str(repo.root / "courses"), *extra)
+    return goldenhub("images", "build", "--offline-base", "--namespace", repo.ns, "--images-dir",
+                     str(repo.root / "images"), "--courses-dir", str(repo.root / "courses"), *extra,
+                     timeout=BUILD_TIMEOUT_S)
 
 
 @pytest.mark.images

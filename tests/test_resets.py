@@ -17,32 +17,13 @@ import pytest
 from hub_ext import contract
 from hub_ext.homes import resets
 from hub_ext.homes.resets import Backup, ResetError
+from tests.helpers import (HELPER, RESET_COURSE, RESET_USER, SMALL_HOME, manifest, run_in_volumes, volume_exists,
+                           volumes_of)
 
-HELPER = "goldenhub/os-base:bookworm"
 COURSE_IMAGE = "goldenhub/course-intro-python:latest"
-from tests.conftest import RESET_COURSE as COURSE, RESET_USER as USER  # the `home` fixture's
+COURSE, USER = RESET_COURSE, RESET_USER  # the `home` fixture's
 T0 = datetime(2026, 3, 1, 9, 30, 0, tzinfo=timezone.utc)
-
-# Files of a student's home: normal, hidden, nested, a symlink, a private file of uid 1000.
-SMALL_HOME = r"""
-cd /h
-echo 'my notes' > notes.txt
-echo secret > .hidden
-mkdir -p .config/app work/sub
-echo '{"theme": "dark"}' > .config/app/settings.json
-printf 'print(1)\n' > work/sub/a.py
-ln -s work/sub/a.py link-to-a
-echo 'private key' > private.key
-chown -R 1000:100 /h
-chmod 0600 private.key
-touch -d '2020-02-02 02:02:02' notes.txt
-"""
 BIG_FILE = "head -c 100M /dev/urandom > /h/big.bin && chown 1000:100 /h/big.bin\n"
-# Independent of resets' own manifest: every path's type/mode/owner/size/mtime/link target
-# (directory sizes left out) and every regular file's sha256.
-MANIFEST = r"""cd /h && { find . -type d -printf 'd %m %U:%G %T@ %p\n'; \
-find . ! -type d -printf '%y %m %U:%G %s %T@ %p -> %l\n'; } | sort && \
-find . -type f -exec sha256sum {} + | sort -k2"""
 
 
 # --- pure ----------------------------------------------------------------------------------
@@ -101,35 +82,9 @@ def clock(monkeypatch):
     return now
 
 
-def run(client, script: str, volumes: dict[str, str], image: str = HELPER, mode: str = "rw") -> str:
-    """Run a root shell script with volumes mounted (name → path); its stdout, or fail."""
-    container = client.containers.run(
-        image, entrypoint=["sh", "-c", script], user="0:0", network_mode="none", detach=True,
-        volumes={v: {"bind": path, "mode": mode} for v, path in volumes.items()})
-    try:
-        code = container.wait(timeout=180)["StatusCode"]
-        out = container.logs(stdout=True, stderr=False).decode()
-        assert code == 0, f"{script!r} exited {code}: {container.logs().decode()[-2000:]}"
-        return out
-    finally:
-        container.remove(force=True)
-
-
-def manifest(client, volume: str) -> str:
-    return run(client, MANIFEST, {volume: "/h"}, mode="ro")
-
-
-def volumes_of(client, prefix: str) -> set[str]:
-    return {v.name for v in client.volumes.list(filters={"name": prefix}) if v.name.startswith(prefix)}
-
-
-def exists(client, volume: str) -> bool:
-    return volume in {v.name for v in client.volumes.list(filters={"name": volume})}
-
-
 @pytest.mark.integration
 def test_move_keeps_every_byte_and_the_next_start_is_fresh(client, prefix, home):
-    run(client, SMALL_HOME + BIG_FILE, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME + BIG_FILE, {home: "/h"})
     before = manifest(client, home)
     assert "./big.bin" in before and "f 600 1000:100" in before and "l 777" in before
 
@@ -138,7 +93,7 @@ def test_move_keeps_every_byte_and_the_next_start_is_fresh(client, prefix, home)
     assert backup.volume == f"{home}-backup-20260301T093000Z" and backup.home_volume == home
     assert backup.size_bytes >= 100 * 2**20 and backup.created == T0
     assert manifest(client, backup.volume) == before  # byte for byte, with modes, owners, mtimes
-    assert not exists(client, home)
+    assert not volume_exists(client, home)
     assert resets.list_backups(client, USER, COURSE)[0].volume == backup.volume
     labels = client.volumes.get(backup.volume).attrs["Labels"]
     assert labels["goldenhub.backup-of"] == home and labels["goldenhub.created"] == T0.isoformat()
@@ -147,7 +102,7 @@ def test_move_keeps_every_byte_and_the_next_start_is_fresh(client, prefix, home)
 
     # The next start: the spawner creates the home again and Docker fills it from the image.
     client.volumes.create(name=home, labels={"goldenhub.user": USER, "goldenhub.course": COURSE})
-    listing = run(client, "ls -A /home/jovyan", {home: "/home/jovyan"}, image=COURSE_IMAGE).split()
+    listing = run_in_volumes(client, "ls -A /home/jovyan", {home: "/home/jovyan"}, image=COURSE_IMAGE).split()
     assert ".bashrc" in listing
     assert not {"notes.txt", ".hidden", ".config", "big.bin", "private.key"} & set(listing)
     assert not [c for c in client.containers.list(all=True) if c.name.startswith(prefix)]
@@ -155,11 +110,11 @@ def test_move_keeps_every_byte_and_the_next_start_is_fresh(client, prefix, home)
 
 @pytest.mark.integration
 def test_restore_brings_files_back_and_keeps_the_home_it_replaced(client, prefix, home, clock):
-    run(client, SMALL_HOME, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME, {home: "/h"})
     original = manifest(client, home)
     first = resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=HELPER)
     client.volumes.create(name=home, labels={"goldenhub.user": USER, "goldenhub.course": COURSE})
-    run(client, "echo 'after reset' > /home/jovyan/new.txt", {home: "/home/jovyan"}, image=COURSE_IMAGE)
+    run_in_volumes(client, "echo 'after reset' > /home/jovyan/new.txt", {home: "/home/jovyan"}, image=COURSE_IMAGE)
     fresh = manifest(client, home)
 
     replaced = resets.restore_backup(client, first.volume, helper_image=HELPER)
@@ -174,7 +129,7 @@ def test_restore_brings_files_back_and_keeps_the_home_it_replaced(client, prefix
 
     with pytest.raises(ResetError, match="not a goldenhub backup"):
         resets.delete_backup(client, home)
-    assert exists(client, home)
+    assert volume_exists(client, home)
     resets.delete_backup(client, replaced.volume)
     assert [b.volume for b in resets.list_backups(client, USER, COURSE)] == [first.volume]
     # Restoring when no home exists replaces nothing.
@@ -185,7 +140,7 @@ def test_restore_brings_files_back_and_keeps_the_home_it_replaced(client, prefix
 
 @pytest.mark.integration
 def test_a_home_or_backup_in_use_by_a_container_is_refused_and_left_untouched(client, prefix, home):
-    run(client, SMALL_HOME, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME, {home: "/h"})
     before = manifest(client, home)
     stopped = client.containers.create(HELPER, ["true"], name=f"{prefix}-server", volumes={home: {"bind": "/h"}})
     with pytest.raises(ResetError, match=f"used by container.*{prefix}-server.*stop the student's server"):
@@ -215,7 +170,7 @@ def test_a_home_or_backup_in_use_by_a_container_is_refused_and_left_untouched(cl
 ])
 def test_a_failed_copy_leaves_the_home_untouched_and_no_backup(client, prefix, home, monkeypatch,
                                                                copy, timeout, error):
-    run(client, SMALL_HOME, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME, {home: "/h"})
     before = manifest(client, home)
     monkeypatch.setattr(resets, "COPY_COMMAND", copy)
     with pytest.raises(ResetError, match=f"{error}.*home was left as it was"):
@@ -227,11 +182,11 @@ def test_a_failed_copy_leaves_the_home_untouched_and_no_backup(client, prefix, h
 
 @pytest.mark.integration
 def test_a_failed_restore_keeps_both_the_backup_and_the_home_it_replaced(client, prefix, home, clock, monkeypatch):
-    run(client, SMALL_HOME, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME, {home: "/h"})
     original = manifest(client, home)
     first = resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=HELPER)
     client.volumes.create(name=home, labels={"goldenhub.user": USER, "goldenhub.course": COURSE})
-    run(client, "echo 'after reset' > /h/new.txt", {home: "/h"})
+    run_in_volumes(client, "echo 'after reset' > /h/new.txt", {home: "/h"})
     fresh = manifest(client, home)
     copy = resets._copy_and_verify
 
@@ -243,7 +198,7 @@ def test_a_failed_restore_keeps_both_the_backup_and_the_home_it_replaced(client,
     monkeypatch.setattr(resets, "_copy_and_verify", copy_into_home_fails)
     with pytest.raises(ResetError, match="does not match.*home it replaced is kept in backup .*fresh home"):
         resets.restore_backup(client, first.volume, helper_image=HELPER)
-    assert not exists(client, home)
+    assert not volume_exists(client, home)
     backups = resets.list_backups(client, USER, COURSE)
     assert [b.volume for b in backups][1:] == [first.volume]
     assert manifest(client, backups[0].volume) == fresh and manifest(client, first.volume) == original
@@ -251,13 +206,13 @@ def test_a_failed_restore_keeps_both_the_backup_and_the_home_it_replaced(client,
 
 @pytest.mark.integration
 def test_a_taken_backup_name_gets_a_suffix_and_the_other_volume_is_kept(client, prefix, home):
-    run(client, SMALL_HOME, {home: "/h"})
+    run_in_volumes(client, SMALL_HOME, {home: "/h"})
     taken = contract.backup_volume_name(home, T0)
     client.volumes.create(name=taken)
-    run(client, "echo someone else > /h/x", {taken: "/h"})
+    run_in_volumes(client, "echo someone else > /h/x", {taken: "/h"})
     backup = resets.move_home_to_backup(client, home, user=USER, course=COURSE, helper_image=HELPER, when=T0)
     assert backup.volume == f"{taken}-2"
-    assert run(client, "cat /h/x", {taken: "/h"}) == "someone else\n"
+    assert run_in_volumes(client, "cat /h/x", {taken: "/h"}) == "someone else\n"
 
 
 @pytest.mark.integration
@@ -265,7 +220,7 @@ def test_concurrent_moves_and_restores_of_one_home_lose_nothing(client, prefix, 
     """Files come in units written at once (the first home's files; each later session's
     pair): a volume holds all of a unit, with the right bytes, or none of it."""
     def write_unit(script: str, paths: list[str]) -> dict[str, str]:
-        out = run(client, f"cd /h && {script} && sha256sum {' '.join(paths)}", {home: "/h"})
+        out = run_in_volumes(client, f"cd /h && {script} && sha256sum {' '.join(paths)}", {home: "/h"})
         return {path: digest for digest, path in (line.split() for line in out.splitlines())}
 
     units = [write_unit("head -c 2M /dev/urandom > data.bin && mkdir .cache && echo c > .cache/c",
@@ -275,7 +230,7 @@ def test_concurrent_moves_and_restores_of_one_home_lose_nothing(client, prefix, 
 
     def student_session(tag: str) -> None:
         with resets.home_lock(home):  # the server runs only between operations
-            if not exists(client, home):
+            if not volume_exists(client, home):
                 client.volumes.create(name=home, labels={"goldenhub.user": USER, "goldenhub.course": COURSE})
             units.append(write_unit(f"mkdir {tag} && echo {tag} > {tag}/a.txt && head -c 1M /dev/urandom > {tag}/b.bin",
                                     [f"{tag}/a.txt", f"{tag}/b.bin"]))
@@ -309,7 +264,7 @@ def test_concurrent_moves_and_restores_of_one_home_lose_nothing(client, prefix, 
     backups = {b.volume for b in resets.list_backups(client, USER, COURSE)}
     assert backups and set(volumes) - backups <= {home}  # nothing half-made is left lying around
     mounts = {v: f"/v/{n}" for n, v in enumerate(volumes)}
-    listing = run(client, "cd /v && find . -type f -exec sha256sum {} +", mounts, mode="ro")
+    listing = run_in_volumes(client, "cd /v && find . -type f -exec sha256sum {} +", mounts, mode="ro")
     content: dict[str, dict[str, str]] = {v: {} for v in volumes}
     for line in listing.splitlines():
         digest, path = line.split("  ./")

@@ -5,28 +5,11 @@ import json
 
 import docker
 import pytest
-import requests
 
 from hub_ext import contract
+from tests.helpers import ServiceClient, user_token, volume_files
 
 pytestmark = pytest.mark.integration
-
-
-class ServiceClient:
-    def __init__(self, hub, token=None):
-        self.base = f"{hub.url}/services/goldenhub/api"
-        self.headers = {"Authorization": f"token {token}"} if token else {}
-
-    def call(self, method, path, **kwargs):
-        return requests.request(method, self.base + path, headers={**self.headers, **kwargs.pop("headers", {})},
-                                timeout=300, **kwargs)
-
-
-def user_token(hub, name):
-    hub.ensure_user(name)
-    r = hub.request("POST", f"/users/{name}/tokens", json={"note": "test"})
-    assert r.status_code == 201, r.text
-    return r.json()["token"]
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +21,6 @@ def clients(hub):
     hub.request("POST", "/groups/sec-students/users", json={"users": ["sec-ann"]}).raise_for_status()
     return {name: ServiceClient(hub, user_token(hub, name))
             for name in ("sec-ann", "admin", "sec-teacher", "lab-bob", "lab-cat")}
-
-
-# Written and removed by Jupyter and git themselves at start/stop/pull, not the student's.
-NOT_STUDENT_FILES = ("./.local/share/jupyter/runtime/", "./lab/.git/")
-
-
-def volume_files(volume):
-    """sha256 and path of every file in a volume, read from inside a container."""
-    out = docker.from_env().containers.run(
-        "goldenhub/os-base:bookworm", ["sh", "-c", "cd /v && find . -type f | sort | xargs -r sha256sum"],
-        volumes={volume: {"bind": "/v", "mode": "ro"}}, remove=True)
-    return "".join(line + "\n" for line in out.decode().splitlines()
-                   if not line.split("  ", 1)[-1].startswith(NOT_STUDENT_FILES))
 
 
 def test_no_token_is_401_json(hub):
@@ -150,7 +120,8 @@ def test_course_wide_reset_and_races_leave_a_consistent_state(hub, clients):
                 pool.submit(clients["admin"].call, "POST", "/resets", json={"course": "lab", "user": "race-2"})]
         responses = [j.result() for j in jobs]
     for r in responses:
-        assert r.status_code < 500 or r.json().get("results"), r.text
+        # a failure is the recipe's own sentence (a single reset's as an error answer), never an internal error
+        assert r.status_code < 500 or r.json().get("results") or "Internal error" not in r.json()["message"], r.text
     for user in ("lab-cat", "race-1", "race-2"):
         hub.request("DELETE", f"/users/{user}/server")
     client = docker.from_env()

@@ -103,7 +103,7 @@ def _ico_bitmap(width: int, height: int, pixels: int) -> bytes:
 ])
 def test_crafted_branding_is_refused_with_the_reason(kind, data, message):
     from hub_ext.branding.store import BrandingError, validate_upload
-    from tests.test_branding import make_jpeg, make_png
+    from tests.helpers import make_jpeg, make_png
 
     data = {"png+trailer": make_png() + b"zip", "jpeg+trailer": make_jpeg() + b"PK"}.get(data, data)
     with pytest.raises(BrandingError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -1,7 +1,8 @@
 """The spawner's pure parts: the start queue when starts are cancelled or time out (a
 leaked slot would block every later start), names that never collide (a property test
-over every username JupyterHub accepts), which image references may be pulled, and the
-sentences a student gets when their server stopped without them."""
+over every username JupyterHub accepts), which image references may be pulled and how,
+the progress a student sees while their server starts, and the sentences a student gets
+when their server stopped without them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from hub_ext.paths import REPO_ROOT
 from spawner.admission import Admission, QueueTimeout
 from spawner.exits import explain_exit
 from spawner.form import make_options_form
-from spawner.images import names_registry
+from spawner.images import names_registry, split_reference
+from spawner.progress import ProgressLog, pull_percent
 
 # --- the start queue ---------------------------------------------------------------
 
@@ -28,7 +30,6 @@ from spawner.images import names_registry
 def queued_spawner(user: str, slots: int, queue_timeout: float = 1800):
     """A real GoldenSpawner outside a hub, as far as the queue needs one."""
     from spawner import GoldenSpawner
-    from spawner.progress import ProgressLog
 
     spawner = GoldenSpawner(user=SimpleNamespace(name=user, groups=[]), concurrent_starts=slots,
                             queue_timeout=queue_timeout, courses_dir=str(REPO_ROOT / "courses"))
@@ -48,9 +49,6 @@ async def until(check, what: str, steps: int = 1000):
 def test_starts_stopped_while_queued_give_their_places_back():
     """Two servers start, two more queue and are stopped while queued: both slots still
     work, and the next student is number 1 in the queue, not number 3."""
-    from spawner import GoldenSpawner
-
-    GoldenSpawner._admissions.clear()
 
     async def scenario():
         ann, bob, cat, dan, eve = (queued_spawner(n, slots=2) for n in ("ann", "bob", "cat", "dan", "eve"))
@@ -78,14 +76,9 @@ def test_starts_stopped_while_queued_give_their_places_back():
         assert admission.active == 1
 
     asyncio.run(scenario())
-    GoldenSpawner._admissions.clear()
 
 
 def test_a_slot_that_arrives_as_the_start_is_cancelled_is_passed_on():
-    from spawner import GoldenSpawner
-
-    GoldenSpawner._admissions.clear()
-
     async def scenario():
         ann, bob = queued_spawner("ann", slots=1), queued_spawner("bob", slots=1)
         admission = ann.admission
@@ -100,14 +93,10 @@ def test_a_slot_that_arrives_as_the_start_is_cancelled_is_passed_on():
         await asyncio.wait_for(queued_spawner("cat", slots=1)._wait_for_slot(), 10)
 
     asyncio.run(scenario())
-    GoldenSpawner._admissions.clear()
 
 
 def test_a_start_that_waits_too_long_is_told_and_leaves_the_queue():
-    from spawner import GoldenSpawner
     from spawner.golden import StartFailed
-
-    GoldenSpawner._admissions.clear()
 
     async def scenario():
         ann, bob = queued_spawner("ann", slots=1), queued_spawner("bob", slots=1, queue_timeout=0.01)
@@ -120,7 +109,6 @@ def test_a_start_that_waits_too_long_is_told_and_leaves_the_queue():
         assert admission.active == 0
 
     asyncio.run(scenario())
-    GoldenSpawner._admissions.clear()
 
 
 def test_admission_timeout_and_cancel_leave_no_waiter():
@@ -229,6 +217,75 @@ def test_control_characters_do_not_make_two_users_one():
 ])
 def test_only_references_that_name_a_registry_may_be_pulled(image, qualified):
     assert names_registry(image) is qualified
+
+
+@pytest.mark.parametrize("image, pulled", [
+    ("goldenhub/course:1", ("goldenhub/course", "1")),
+    ("goldenhub/course", ("goldenhub/course", "latest")),  # no tag: Docker's latest
+    ("127.0.0.1:5000/goldenhub/course", ("127.0.0.1:5000/goldenhub/course", "latest")),  # a port is no tag
+    ("127.0.0.1:5000/goldenhub/course:v2", ("127.0.0.1:5000/goldenhub/course", "v2")),
+    ("localhost:5000/course:1.0-rc1", ("localhost:5000/course", "1.0-rc1")),
+    ("reg.example.org/a/b@sha256:" + "a" * 64, ("reg.example.org/a/b@sha256:" + "a" * 64, None)),  # pulled whole
+    ("reg.example.org/a/b:1@sha256:" + "a" * 64, ("reg.example.org/a/b:1@sha256:" + "a" * 64, None)),
+])
+def test_a_reference_is_pulled_as_repository_and_tag(image, pulled):
+    assert split_reference(image) == pulled
+
+
+# --- the progress a student sees while their server starts ---------------------------------
+
+
+def test_a_page_opened_late_gets_every_step_in_order_and_then_the_end():
+    async def scenario():
+        log = ProgressLog()
+        log.emit("Waiting for a start slot", 5)
+        log.emit("Pulling the image", 20, pull=True)
+        log.emit("Starting Jupyter")
+        log.finish()
+        return [event async for event in log.stream()]
+
+    assert asyncio.run(scenario()) == [
+        {"message": "Waiting for a start slot", "progress": 5},
+        {"message": "Pulling the image", "progress": 20, "pull": True},
+        {"message": "Starting Jupyter"},  # no percent given: none invented
+    ]
+
+
+def test_an_open_page_gets_each_step_as_it_happens_and_a_reload_gets_them_all():
+    """Each event reaches a waiting page within a few loop turns (not at the next 5-second
+    poll), and a second page (a reload) still gets the whole story."""
+    async def scenario():
+        log = ProgressLog()
+        seen, again = [], []
+
+        async def watch(into):
+            async for event in log.stream():
+                into.append(event["message"])
+
+        first = asyncio.ensure_future(watch(seen))
+        for step in ("GPU 0 assigned", "Image pulled", "Courseware synced"):
+            log.emit(step)
+            await until(lambda: seen[-1:] == [step], f"the page showing {step!r}", steps=50)
+        second = asyncio.ensure_future(watch(again))
+        await until(lambda: len(again) == 3, "the reloaded page catching up", steps=50)
+        assert not first.done() and not second.done()  # the start is not over: the pages wait
+        log.finish()
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+        return seen, again
+
+    seen, again = asyncio.run(scenario())
+    assert seen == again == ["GPU 0 assigned", "Image pulled", "Courseware synced"]
+
+
+@pytest.mark.parametrize("layers, percent", [
+    ({}, 0),  # nothing known yet
+    ({"a": (0, 0)}, 0),  # sizes not announced yet
+    ({"a": (50, 100), "b": (0, 300)}, 12),  # by bytes, not by layers
+    ({"a": (100, 100), "b": (300, 300)}, 100),
+    ({"a": (150, 100)}, 100),  # Docker over-reporting a layer never passes 100
+])
+def test_pull_percent_is_by_bytes_of_all_layers(layers, percent):
+    assert pull_percent(layers) == percent
 
 
 # --- what a student is told ------------------------------------------------------------------

@@ -4,13 +4,9 @@ change at the next start without a hub restart."""
 
 import pytest
 
-from tests.test_service import ServiceClient, user_token
+from tests.helpers import RUNTIME_TEMPLATE as NEW, ServiceClient, user_token
 
 pytestmark = pytest.mark.integration
-
-NEW = {"id": "rt-cpu", "title": "Runtime CPU", "image": "goldenhub/course-intro-python:latest",
-       "gpus": 0, "cpu": 1, "memory": "512M",
-       "datasets": [{"name": "iris", "source": "/srv/goldenhub/datasets/iris"}]}
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,20 @@ and leave the same audit trail as the pages. `servers logs` reads Docker on the 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import os
 import sys
-import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import requests
-
 from hub_ext import contract
+from hub_ext.hubclient import HubAPI, HubAPIError
 
 TIMEOUT = 30  # seconds for one API call
 LONG_TIMEOUT = 900  # seconds for resets and restores, which copy homes
 STOP_TIMEOUT = 120  # seconds to wait for a server to stop
 SERVICE_API = "/services/goldenhub/api"
-PAGINATION = "application/jupyterhub-pagination+json"
 
 
 class CommandError(Exception):
@@ -44,29 +42,27 @@ def command(run):
 
 @dataclass
 class Client:
-    """The hub's and the goldenhub service's REST APIs, called with one token."""
+    """The hub's and the goldenhub service's REST APIs, called with one token through the
+    service's own async client (hub_ext.hubclient), one asyncio.run per call."""
 
     hub_url: str
     token: str
 
-    def call(self, method: str, path: str, *, ok=(200, 201, 202, 204), timeout: float = TIMEOUT, **kwargs):
-        url = self.hub_url + path
-        headers = {"Authorization": f"token {self.token}", **kwargs.pop("headers", {})}
+    def call(self, method: str, path: str, *, ok=(200, 201, 202, 204), timeout: float = TIMEOUT,
+             json: dict | None = None, params: dict | None = None, headers: dict | None = None):
+        api = HubAPI(self.hub_url, self.token)
         try:
-            r = requests.request(method, url, headers=headers, timeout=timeout, **kwargs)
-        except requests.Timeout:
-            raise CommandError(f"{method} {url} got no answer within {timeout:.0f} s") from None
-        except requests.RequestException as e:
-            raise CommandError(f"Cannot reach the hub at {self.hub_url} ({type(e).__name__}). "
-                               "Is it running? Set --hub-url or GOLDENHUB_HUB_URL.") from None
-        try:
-            data = r.json() if r.content else None
-        except ValueError:
-            data = None
-        if r.status_code not in ok:
-            message = data.get("message") if isinstance(data, dict) else None
-            raise CommandError(f"{message or r.reason} (HTTP {r.status_code} from {method} {path.split('?')[0]})")
-        return data
+            return asyncio.run(api.request(method, path, json, ok, params=params, headers=headers, timeout=timeout))
+        except HubAPIError as e:
+            raise self.explain(e, method, path, timeout) from None
+
+    def explain(self, e: HubAPIError, method: str, path: str, timeout: float) -> CommandError:
+        if e.status == 504 and not e.reached:
+            return CommandError(f"{method} {self.hub_url + path} got no answer within {timeout:.0f} s")
+        if not e.reached:
+            return CommandError(f"Cannot reach the hub at {self.hub_url} ({e}). "
+                                "Is it running? Set --hub-url or GOLDENHUB_HUB_URL.")
+        return CommandError(f"{e} (HTTP {e.status} from {method} {path.split('?')[0]})")
 
     def hub(self, method: str, path: str, **kwargs):
         return self.call(method, "/hub/api" + path, **kwargs)
@@ -75,16 +71,11 @@ class Client:
         return self.call(method, SERVICE_API + path, **kwargs)
 
     def hub_items(self, path: str) -> list:
-        """Every item of a paginated hub collection."""
-        items, offset = [], 0
-        while True:
-            sep = "&" if "?" in path else "?"
-            page = self.hub("GET", f"{path}{sep}offset={offset}", headers={"Accept": PAGINATION})
-            items += page["items"]
-            following = page["_pagination"].get("next")
-            if not following:
-                return items
-            offset = following["offset"]
+        """Every item of a paginated hub collection (the hub sends at most 200 a page)."""
+        try:
+            return asyncio.run(HubAPI(self.hub_url + "/hub/api", self.token).items(path))
+        except HubAPIError as e:
+            raise self.explain(e, "GET", "/hub/api" + path, TIMEOUT) from None
 
 
 def make_client(args: argparse.Namespace) -> Client:
@@ -175,21 +166,17 @@ def list_servers(args: argparse.Namespace) -> int:
 @command
 def stop_server(args: argparse.Namespace) -> int:
     client = make_client(args)
-    path = f"/users/{quote(args.user, safe='')}"
-
-    def running() -> bool:
-        server = (client.hub("GET", path) or {}).get("servers", {}).get("")
-        return bool(server and (server.get("ready") or server.get("pending")))
-
-    if not running():
+    client.hub("GET", f"/users/{quote(args.user, safe='')}")  # an unknown user: the hub's 404, as a message
+    hub = HubAPI(client.hub_url + "/hub/api", client.token)
+    try:
+        stopped = asyncio.run(hub.stop_server(args.user, timeout=STOP_TIMEOUT))
+    except HubAPIError as e:
+        if e.status == 504 and e.reached:  # the hub took the stop but the server is still there
+            raise CommandError(f"{args.user}'s server did not stop within {STOP_TIMEOUT} s; see the hub's log") from None
+        raise client.explain(e, "GET", f"/hub/api/users/{quote(args.user, safe='')}", TIMEOUT) from None
+    if not stopped:
         print(f"{args.user} has no running server")
         return 0
-    client.hub("DELETE", path + "/server")
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while running():
-        if time.monotonic() > deadline:
-            raise CommandError(f"{args.user}'s server did not stop within {STOP_TIMEOUT} s; see the hub's log")
-        time.sleep(1)
     print(f"stopped {args.user}'s server (their files are kept)")
     return 0
 
@@ -253,7 +240,7 @@ def list_backups(args: argparse.Namespace) -> int:
 @command
 def restore_backup(args: argparse.Namespace) -> int:
     data = make_client(args).service("POST", f"/backups/{quote(args.name, safe='')}/restore",
-                                      ok=(200, 500), timeout=LONG_TIMEOUT)
+                                      timeout=LONG_TIMEOUT)  # a failure: its sentence, exit 1
     return report([data])
 
 
@@ -262,7 +249,7 @@ def delete_backup(args: argparse.Namespace) -> int:
     client = make_client(args)
     confirm(args, args.name, f"Deleting backup {args.name} cannot be undone.")
     data = client.service("DELETE", f"/backups/{quote(args.name, safe='')}", params={"confirm": args.name},
-                          ok=(200, 500), timeout=LONG_TIMEOUT)
+                          timeout=LONG_TIMEOUT)
     return report([data])
 
 

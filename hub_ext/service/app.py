@@ -22,7 +22,7 @@ from hub_ext.credentials import ensure_secret_file
 from hub_ext.homes.recipe import Homes
 from hub_ext.hubclient import HubAPI
 from hub_ext.hubconfig import Settings
-from hub_ext.service import admin_pages, branding_api, pages, process, resets_api, templates_api
+from hub_ext.service import admin_pages, authz, branding_api, pages, process, resets_api, templates_api
 from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
 from hub_ext.service.db import AuditEntry, SchemaError, open_database
 
@@ -32,7 +32,11 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 
 class ServiceContext:
     """Everything the handlers share: the database, the catalog, the hub API client, Docker
-    and the homes (resets, restores, backups: hub_ext.homes.recipe)."""
+    and the homes (resets, restores, backups: hub_ext.homes.recipe).
+
+    Its Docker and database calls block: a handler runs them in a thread
+    (`await asyncio.to_thread(ctx.catalog)`), never on the event loop, which every other
+    request (and the hub's health checks) waits on."""
 
     def __init__(self, db_url: str, courses_dir: Path, prefix: str, helper_image: str, hub: HubAPI,
                  policy: store.Policy | None = None):
@@ -62,7 +66,15 @@ class ServiceContext:
 class InfoHandler(APIHandler):
     def get(self):
         self.write_json({"service": "goldenhub", "user": self.username,
-                         "scopes": sorted(s for s in self.scopes if s.startswith("custom:goldenhub"))})
+                         "scopes": sorted(s for s in self.scopes if s.startswith(authz.PREFIX))})
+
+
+class HealthHandler(web.RequestHandler):
+    """GET api/health, without login: the service is up and its event loop answers."""
+
+    def get(self):
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"ok": True})
 
 
 class OpenAPIHandler(web.RequestHandler):
@@ -75,6 +87,7 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
     templates = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True)
     routes = [
         (prefix + r"api/?", InfoHandler),
+        (prefix + r"api/health", HealthHandler),
         (prefix + r"api/openapi.json", OpenAPIHandler),
         (prefix + r"oauth_callback", HubOAuthCallbackHandler),
         *resets_api.handlers(prefix),

@@ -19,6 +19,7 @@ import re
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
 from tornado import web
 
+from hub_ext.service import authz
 from hub_ext.service.masking import mask_credentials
 
 log = logging.getLogger("goldenhub.service")
@@ -27,10 +28,6 @@ MAX_BODY = 64 * 1024  # JSON bodies of this API are small; uploads have their ow
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
        "script-src 'self'; frame-ancestors 'self'; form-action 'self'")
-
-RESET_SCOPE = "custom:goldenhub:reset"
-TEMPLATES_SCOPE = "custom:goldenhub:templates"
-BRANDING_SCOPE = "custom:goldenhub:branding"
 
 XSRF_REFUSED = ("This request carries your login cookie but not this page's XSRF token (_xsrf; {reason}), "
                 "so it was refused: send the form from the service's own page, or call the API with a "
@@ -65,11 +62,23 @@ def samesite_cookie_options() -> dict:
     return same_site
 
 
+def domain_status(exc: BaseException | None) -> int | None:
+    """The HTTP status a domain error carries (the catalog's StoreError, the hub client's
+    HubAPIError: an int `status` from 400 to 599), or None for any other exception."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and not isinstance(exc, web.HTTPError) and 400 <= status <= 599:
+        return status
+    return None
+
+
 def error_message(exc: BaseException | None, status_code: int, reason: str) -> str:
-    """The one sentence an error answer carries: an HTTPError's own message, else (an
-    unexpected exception) a sentence pointing at the service log, never a traceback."""
+    """The one sentence an error answer carries: an HTTPError's or a domain error's own
+    message, else (an unexpected exception) a sentence pointing at the service log, never a
+    traceback."""
     if isinstance(exc, web.HTTPError):
         return mask_credentials(exc.get_message() or reason)
+    if domain_status(exc):
+        return mask_credentials(str(exc) or reason)
     if status_code >= 500:
         return UNEXPECTED
     return reason
@@ -84,9 +93,14 @@ class Refusal(web.HTTPError):
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Errors become answers here, in one place: a handler raises (an HTTPError, or a domain
+    error carrying its status), and write_error of the API or the pages answers with its
+    status and message."""
+
     _identifying = False
     _identity: dict | None = None
     _xsrf_refusal: str | None = None
+    _rules: authz.Rules | None = None
 
     @property
     def ctx(self):
@@ -140,11 +154,26 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def username(self) -> str:
         return (self.current_user or {}).get("name", "")
 
+    @property
+    def rules(self) -> authz.Rules:
+        """Who may do what (hub_ext.service.authz), for this caller and this request."""
+        if self._rules is None:
+            self._rules = authz.Rules(self.username, frozenset(self.scopes), self.ctx.catalog,
+                                      self.ctx.hub.group_members)
+        return self._rules
+
+    def send_error(self, status_code: int = 500, **kwargs) -> None:
+        """A domain error answers with its own status (tornado would answer 500)."""
+        status = domain_status(kwargs.get("exc_info", (None, None, None))[1])
+        super().send_error(status or status_code, **kwargs)
+
     def log_exception(self, typ, value, tb):
         where = f"{self.request.method} {scrub_uri(self.request.uri or '')}"
-        if isinstance(value, web.HTTPError):
-            message = mask_credentials(value.get_message() or value.reason or "")
-            log.warning("%d %s: %s", value.status_code, where, message)
+        if isinstance(value, web.HTTPError) or domain_status(value):
+            status = value.status_code if isinstance(value, web.HTTPError) else domain_status(value)
+            message = mask_credentials((value.get_message() or value.reason or "") if isinstance(value, web.HTTPError)
+                                       else str(value))
+            log.warning("%d %s: %s", status, where, message)
         else:
             log.error("Unexpected error in %s", where, exc_info=(typ, value, tb))
 

@@ -9,11 +9,14 @@ hangs up mid-upload makes the proxy answer with its own HTML error page instead)
 
 from __future__ import annotations
 
+import asyncio
+
 from tornado import httputil, web
 
 from hub_ext.branding import store as branding
 from hub_ext.paths import state_dir
-from hub_ext.service.base import BRANDING_SCOPE, APIHandler
+from hub_ext.service.authz import Action
+from hub_ext.service.base import APIHandler
 
 MAX_UPLOAD = 2 * 2**20  # above every kind's own limit, so its message is the one seen
 READ_LIMIT = 1024 * 2**20  # read (and dropped) to answer with a sentence; beyond it the connection closes
@@ -66,19 +69,17 @@ class BrandingHandler(BoundedUpload, APIHandler):
     async def put(self, kind: str):
         body = self.upload_body()
         await self.identify()
-        if BRANDING_SCOPE not in self.scopes:
-            raise web.HTTPError(403, f"Uploading a {kind} needs the scope {BRANDING_SCOPE}")
+        self.rules.require_now(Action.BRANDING, what=f"Uploading a {kind}")
         try:
             upload = branding.store_branding(state_dir(), kind, body)
         except branding.BrandingError as e:
             raise web.HTTPError(400, str(e))
-        self.ctx.audit(self.username, f"upload-{kind}", "", "", "ok", upload.mime)
+        await asyncio.to_thread(self.ctx.audit, self.username, f"upload-{kind}", "", "", "ok", upload.mime)
         self.write_json({"kind": kind, "mime": upload.mime})
 
     async def delete(self, kind: str):
         await self.identify()
-        if BRANDING_SCOPE not in self.scopes:
-            raise web.HTTPError(403, f"Changing the {kind} needs the scope {BRANDING_SCOPE}")
+        self.rules.require_now(Action.BRANDING, what=f"Changing the {kind}")
         try:
             branding.reset_branding(state_dir(), kind)
         except branding.BrandingError as e:

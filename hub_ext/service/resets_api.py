@@ -10,17 +10,9 @@ import asyncio
 
 from tornado import web
 
-from hub_ext.service.base import RESET_SCOPE, APIHandler, bool_field, int_value, str_field
+from hub_ext.service.authz import RESET_SCOPE, Action, refusal
+from hub_ext.service.base import APIHandler, bool_field, int_value, str_field
 from hub_ext.service.db import AuditEntry
-
-
-def may_reset(scopes: set[str], actor: str, target: str, target_groups: list[str],
-              course_groups: tuple[str, ...]) -> bool:
-    """Students may reset themselves; admins anyone; a course's instructors (scope filtered
-    to one of the course's groups) only that course's students."""
-    if actor == target or RESET_SCOPE in scopes or f"{RESET_SCOPE}!user={target}" in scopes:
-        return True
-    return any(f"{RESET_SCOPE}!group={g}" in scopes for g in target_groups if g in course_groups)
 
 
 def backup_dict(b) -> dict:
@@ -28,57 +20,48 @@ def backup_dict(b) -> dict:
             "created": b.created.isoformat(), "size_bytes": b.size_bytes}
 
 
-async def _refusal(ctx, scopes: set[str], actor: str, target: str, course_id: str, course_groups) -> str | None:
-    """Why `actor` may not reset `target` in this course, or None if they may."""
-    model = await ctx.hub.user(target)
-    if not may_reset(scopes, actor, target, (model or {}).get("groups", []), course_groups):
-        return (f"You may not reset {target}'s {course_id} environment: "
-                f"that needs the scope {RESET_SCOPE} for them or their course group")
-    return None
-
-
-def _course_groups(ctx, course_id: str) -> tuple[str, ...]:
-    return tuple(g for t in ctx.catalog().courses[course_id].templates for g in t.groups)
-
-
-async def authorize_reset(ctx, scopes: set[str], actor: str, targets: list[str], course_id: str) -> list[str]:
-    """The targets, if `actor` may reset every one of them in this course; else 403 (and an
-    audit entry for the refusal). Unknown users are 404."""
-    course_groups = _course_groups(ctx, course_id)
+async def authorize_reset(handler, targets: list[str], course_id: str) -> list[str]:
+    """The targets, if the caller may reset every one of them in this course; else 403 (and
+    an audit entry for the refusal). Unknown users are 404."""
     for target in targets:
-        refusal = await _refusal(ctx, scopes, actor, target, course_id, course_groups)
-        if refusal:
-            ctx.audit(actor, "reset", target, course_id, "refused", "missing scope")
-            raise web.HTTPError(403, refusal)
-        if await ctx.hub.user(target) is None:
+        if not await handler.rules.may(Action.RESET, target, course_id):
+            await asyncio.to_thread(handler.ctx.audit, handler.username, "reset", target, course_id, "refused",
+                                    "missing scope")
+            raise web.HTTPError(403, refusal(Action.RESET, target, course_id))
+        if await handler.ctx.hub.user(target) is None:
             raise web.HTTPError(404, f"No such user: {target}")
     return targets
 
 
-async def partition_reset_targets(ctx, scopes: set[str], actor: str, targets: list[str],
-                                  course_id: str) -> tuple[list[str], list[dict]]:
-    """For a course-wide reset: the targets `actor` may reset, and a result for each of the
-    others saying why not (each refusal audited). 403 only if every target is refused."""
-    course_groups = _course_groups(ctx, course_id)
+async def partition_reset_targets(handler, targets: list[str], course_id: str) -> tuple[list[str], list[dict]]:
+    """For a course-wide reset: the targets the caller may reset, and a result for each of
+    the others saying why not (each refusal audited). 403 only if every target is refused."""
     allowed, refused = [], []
     for target in targets:
-        refusal = await _refusal(ctx, scopes, actor, target, course_id, course_groups)
-        if refusal is None:
+        if await handler.rules.may(Action.RESET, target, course_id):
             allowed.append(target)
         else:
-            ctx.audit(actor, "reset", target, course_id, "refused", "missing scope")
-            refused.append({"user": target, "result": "refused", "message": refusal})
+            await asyncio.to_thread(handler.ctx.audit, handler.username, "reset", target, course_id, "refused",
+                                    "missing scope")
+            refused.append({"user": target, "result": "refused", "message": refusal(Action.RESET, target, course_id)})
     if refused and not allowed:
         raise web.HTTPError(403, f"You may not reset any of the {len(refused)} {course_id} environments: that "
                                  f"needs the scope {RESET_SCOPE} for their course group")
     return allowed, refused
 
 
+def raise_if_failed(result: dict) -> dict:
+    """A failed single reset, restore or deletion is a 500 with the recipe's own sentence."""
+    if result["result"] != "ok":
+        raise web.HTTPError(500, "%s", result["message"])
+    return result
+
+
 class ResetsHandler(APIHandler):
     async def post(self):
         body = self.json_body()
         course_id = str_field(body, "course", required=True)
-        catalog = self.ctx.catalog()
+        catalog = await asyncio.to_thread(self.ctx.catalog)
         if course_id not in catalog.courses:
             raise web.HTTPError(400, f"No such course: {course_id!r}. Courses: {', '.join(catalog.courses)}")
         if bool_field(body, "all"):
@@ -95,60 +78,62 @@ class ResetsHandler(APIHandler):
             raise web.HTTPError(400, f"Unknown fields: {', '.join(sorted(unknown))}; allowed: course, user, all, confirm")
 
         if body.get("all"):  # reset those the actor may; list the others with why
-            allowed, refused = await partition_reset_targets(self.ctx, self.scopes, self.username, targets,
-                                                             course_id)
+            allowed, refused = await partition_reset_targets(self, targets, course_id)
         else:
-            allowed, refused = await authorize_reset(self.ctx, self.scopes, self.username, targets, course_id), []
+            allowed, refused = await authorize_reset(self, targets, course_id), []
         results = await self.ctx.homes.reset_many(self.username, allowed, course_id)
-        failed = [r for r in results if r["result"] != "ok"]
-        self.write_json({"course": course_id, "results": results + refused},
-                        500 if failed and len(allowed) == 1 else 200)
+        if not body.get("all"):  # one student: a failure is an error; course-wide, one result each
+            raise_if_failed(results[0])
+        self.write_json({"course": course_id, "results": results + refused})
 
 
 class BackupsHandler(APIHandler):
+    """Backups the caller may see: their own, and those of the students they may reset."""
+
     async def get(self):
         user = self.get_argument("user", None)
-        if user != self.username and RESET_SCOPE not in self.scopes:
-            if user is None:
-                user = self.username  # students see their own
-            else:
-                raise web.HTTPError(403, f"Listing {user}'s backups needs the scope {RESET_SCOPE}")
-        backups = await asyncio.to_thread(self.ctx.homes.backups, user=user, course=self.get_argument("course", None))
-        self.write_json({"backups": [backup_dict(b) for b in backups]})
+        course = self.get_argument("course", None)
+        if not self.rules.manages_students():
+            if user not in (None, self.username):
+                await self.rules.require(Action.SEE_BACKUP, user, course)
+            user = self.username  # students see their own
+        backups = await asyncio.to_thread(self.ctx.homes.backups, user=user, course=course)
+        visible = await self.rules.only_allowed(Action.SEE_BACKUP, backups, lambda b: (b.user, b.course))
+        self.write_json({"backups": [backup_dict(b) for b in visible]})
 
 
 class BackupHandler(APIHandler):
     async def _backup(self, name: str):
-        if RESET_SCOPE not in self.scopes:
-            raise web.HTTPError(403, f"Restoring or deleting backups needs the scope {RESET_SCOPE}")
+        self.rules.require_manager("Restoring or deleting backups")
         backup = await asyncio.to_thread(self.ctx.homes.find_backup, name)
         if backup is None:
             raise web.HTTPError(404, f"No such backup: {name}")
+        await self.rules.require(Action.MANAGE_BACKUP, backup.user, backup.course)
         return backup
 
     async def post(self, name: str, action: str):
         if action != "restore":
             raise web.HTTPError(404, f"No such action: {action}; allowed: restore")
         backup = await self._backup(name)
-        result = await self.ctx.homes.restore(self.username, backup)
-        self.write_json(result, 200 if result["result"] == "ok" else 500)
+        self.write_json(raise_if_failed(await self.ctx.homes.restore(self.username, backup)))
 
     async def delete(self, name: str, action: str | None = None):
         backup = await self._backup(name)
         if self.get_argument("confirm", "") != name:
             raise web.HTTPError(400, f"Deleting a backup cannot be undone: repeat its name as ?confirm={name}")
-        result = await self.ctx.homes.delete_backup(self.username, backup)
-        self.write_json(result, 200 if result["result"] == "ok" else 500)
+        self.write_json(raise_if_failed(await self.ctx.homes.delete_backup(self.username, backup)))
 
 
 class AuditHandler(APIHandler):
-    def get(self):
-        if RESET_SCOPE not in self.scopes:
-            raise web.HTTPError(403, f"The audit log needs the scope {RESET_SCOPE}")
+    async def get(self):
+        self.rules.require_now(Action.READ_AUDIT)
         limit = int_value("limit", self.get_argument("limit", "200"), 1, 1000)
-        with self.ctx.db() as s:
-            rows = s.query(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).all()
-        self.write_json({"entries": [r.to_dict() for r in rows]})
+
+        def newest() -> list[dict]:  # the database, in a thread
+            with self.ctx.db() as s:
+                return [r.to_dict() for r in s.query(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).all()]
+
+        self.write_json({"entries": await asyncio.to_thread(newest)})
 
 
 def handlers(prefix: str) -> list:

@@ -10,10 +10,13 @@ everything returned (a revision stored before such URLs were refused may hold on
 
 from __future__ import annotations
 
+import asyncio
+
 from tornado import web
 
 from hub_ext.catalog import store
-from hub_ext.service.base import TEMPLATES_SCOPE, APIHandler, Refusal, int_value, str_field
+from hub_ext.service.authz import Action
+from hub_ext.service.base import APIHandler, Refusal, int_value, str_field
 from hub_ext.service.masking import mask_credentials
 
 
@@ -34,24 +37,28 @@ def student_dict(t) -> dict:
 class TemplatesAPIHandler(APIHandler):
     @property
     def may_curate(self) -> bool:
-        return TEMPLATES_SCOPE in self.scopes
+        return self.rules.may_now(Action.TEMPLATES)
 
     def require_templates_scope(self):
-        if not self.may_curate:
-            raise web.HTTPError(403, f"Changing templates needs the scope {TEMPLATES_SCOPE}")
+        self.rules.require_now(Action.TEMPLATES)
 
     async def startable(self) -> dict:
         """The templates this user's groups may start, by id (as the spawner offers them)."""
         model = await self.ctx.hub.user(self.username) or {}
-        return {t.id: t for t in self.ctx.catalog().templates_for(set(model.get("groups", [])))}
+        catalog = await asyncio.to_thread(self.ctx.catalog)
+        return {t.id: t for t in catalog.templates_for(set(model.get("groups", [])))}
 
-    def run(self, change, *args, **kwargs):
-        """Apply a store change in a session; a refusal becomes an error answer."""
-        with self.ctx.db() as session:
-            try:
+    async def run(self, change, *args, **kwargs):
+        """Apply a store change in a session, in a thread (files and the database); a
+        refusal becomes an error answer."""
+        def in_session():
+            with self.ctx.db() as session:
                 return change(session, self.ctx.file_catalog(), *args, **kwargs)
-            except store.StoreError as e:
-                raise Refusal(e.status, str(e), problems=e.problems) from None
+
+        try:
+            return await asyncio.to_thread(in_session)
+        except store.StoreError as e:
+            raise Refusal(e.status, str(e), problems=e.problems) from None
 
 
 class TemplatesHandler(TemplatesAPIHandler):
@@ -59,18 +66,19 @@ class TemplatesHandler(TemplatesAPIHandler):
         if not self.may_curate:
             templates = await self.startable()
             return self.write_json({"templates": [student_dict(t) for t in templates.values()]})
-        catalog = self.ctx.catalog()
+        catalog = await asyncio.to_thread(self.ctx.catalog)
         items = [template_dict(t, catalog.managed_by[t.id]) for t in catalog.templates.values()]
         items += [template_dict(t, "api", disabled=True) for t in catalog.disabled.values()]
         self.write_json(mask_credentials({"templates": items, "conflicts": catalog.conflicts}))
 
-    def post(self):
+    async def post(self):
         self.require_templates_scope()
         body = self.json_body()
         course = str_field(body, "course", required=True)
         title = str_field(body, "course_title", "")
         comment = str_field(body, "comment", "")
-        record = self.run(store.create, course, title, body.get("template"), self.username, self.ctx.policy, comment)
+        record = await self.run(store.create, course, title, body.get("template"), self.username, self.ctx.policy,
+                                comment)
         self.write_json({"id": record.id, "revision": record.current}, 201)
 
 
@@ -87,32 +95,32 @@ class TemplateHandler(TemplatesAPIHandler):
             return {"id": tid, "course": record.course, "revision": record.current, "disabled": record.disabled,
                     "template": store.current_data(session, record),
                     "revisions": [r.to_dict() for r in store.revisions(session, tid)]}
-        self.write_json(mask_credentials(self.run(show)))
+        self.write_json(mask_credentials(await self.run(show)))
 
-    def patch(self, tid: str):
+    async def patch(self, tid: str):
         self.require_templates_scope()
         body = self.json_body()
         comment = str_field(body, "comment", "")
-        record = self.run(store.update, tid, body.get("template"), self.username, self.ctx.policy, comment)
+        record = await self.run(store.update, tid, body.get("template"), self.username, self.ctx.policy, comment)
         self.write_json({"id": tid, "revision": record.current})
 
-    def delete(self, tid: str):
+    async def delete(self, tid: str):
         self.require_templates_scope()
         if self.get_argument("confirm", "") != tid:
             raise web.HTTPError(400, f"Deleting a template needs ?confirm={tid}")
-        self.run(store.delete, tid)
+        await self.run(store.delete, tid)
         self.write_json({"id": tid, "deleted": True})
 
 
 class TemplateActionHandler(TemplatesAPIHandler):
-    def post(self, tid: str, action: str):
+    async def post(self, tid: str, action: str):
         self.require_templates_scope()
         body = self.json_body()
         if action == "rollback":
             revision = int_value("revision", body.get("revision"), 1, 10**9)
-            record = self.run(store.rollback, tid, revision, self.username, self.ctx.policy)
+            record = await self.run(store.rollback, tid, revision, self.username, self.ctx.policy)
         elif action in ("disable", "enable"):
-            record = self.run(store.set_disabled, tid, action == "disable")
+            record = await self.run(store.set_disabled, tid, action == "disable")
         else:
             raise web.HTTPError(404, f"No such action: {action}; allowed: rollback, disable, enable")
         self.write_json({"id": tid, "revision": record.current, "disabled": record.disabled})

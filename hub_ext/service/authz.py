@@ -1,0 +1,180 @@
+"""Who may do what in the goldenhub service: the one authorisation rule, asked by every API
+handler and every page alike, so that what a page offers is exactly what the API allows.
+
+Rules (JupyterHub's scope semantics: `custom:goldenhub:<name>`, optionally filtered with
+`!user=<name>` or `!group=<group>`; several filters of one scope add up):
+
+- RESET a student's environment in a course (and stop their server from the admin page):
+  the student themselves, or whoever holds the reset scope *for that student in that
+  course*. The reset scope is for a student in a course when it is unfiltered, filtered to
+  `!user=<student>`, or filtered to `!group=<g>` where g is one of the course's groups (the
+  groups of its templates) and the student is a member of g. A `!server=` filter names one
+  server, not a student's homes: it grants nothing here. Group filters are resolved to the
+  groups' members through the hub here, once per request, and nowhere else.
+- MANAGE_BACKUP (restore or delete) a student's backup of a course: the reset scope for that
+  student in that course, as above; a student may not restore their own.
+- SEE_BACKUP: one's own backups, and those one may manage.
+- READ_AUDIT (the whole audit log), TEMPLATES (every template in full, and every change),
+  BRANDING (upload or reset the logo and favicon): the unfiltered scope.
+- The admin page opens for any goldenhub scope, filtered or not; each of its sections shows
+  only what the rules above allow: a course's students where the caller may reset them (so
+  an instructor sees their course only, and a templates- or branding-only admin no student
+  list), the backups they may see with restore/delete where they may manage them, the audit
+  log with READ_AUDIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from jupyterhub.scopes import Scope, parse_scopes
+from jupyterhub.services.auth import check_scopes
+from tornado import web
+
+PREFIX = "custom:goldenhub:"
+RESET_SCOPE = PREFIX + "reset"
+TEMPLATES_SCOPE = PREFIX + "templates"
+BRANDING_SCOPE = PREFIX + "branding"
+
+
+class Action(enum.Enum):
+    """What an identity may ask for."""
+
+    RESET = "reset"                  # a student's environment in a course (or stop their server)
+    MANAGE_BACKUP = "manage backup"  # restore or delete a student's backup of a course
+    SEE_BACKUP = "see backup"        # list a student's backups of a course
+    READ_AUDIT = "read audit"
+    TEMPLATES = "templates"          # every template in full, and every change
+    BRANDING = "branding"
+
+
+SCOPE = {Action.RESET: RESET_SCOPE, Action.MANAGE_BACKUP: RESET_SCOPE, Action.SEE_BACKUP: RESET_SCOPE,
+         Action.READ_AUDIT: RESET_SCOPE, Action.TEMPLATES: TEMPLATES_SCOPE, Action.BRANDING: BRANDING_SCOPE}
+FOR_A_STUDENT = (Action.RESET, Action.MANAGE_BACKUP, Action.SEE_BACKUP)
+
+
+def holds(scopes: Iterable[str], scope: str) -> bool:
+    """Whether these scopes include `scope` itself, unfiltered (a filtered form is not enough)."""
+    return bool(check_scopes({scope}, set(scopes)))
+
+
+def holds_any_form(scopes: Iterable[str], scope: str) -> bool:
+    """Whether these scopes include `scope`, unfiltered or with any filter."""
+    return scope in parse_scopes(frozenset(scopes))
+
+
+@dataclass
+class Rules:
+    """The rule for one caller, for one request.
+
+    `load_catalog()` gives the catalog (courses and their templates' groups), read once and
+    only when a group filter needs it; `group_members(group)` (async) the names in a hub
+    group, asked at most once per group."""
+
+    user: str
+    scopes: frozenset[str]
+    load_catalog: Callable[[], object]
+    group_members: Callable[[str], Awaitable[Iterable[str]]]
+    _course_groups: dict[str, set[str]] | None = None
+    _members: dict[str, set[str]] = field(default_factory=dict)
+
+    def may_now(self, action: Action) -> bool:
+        """For the actions that concern no student: templates, branding, the audit log."""
+        if action in FOR_A_STUDENT:
+            raise ValueError(f"{action} is decided for a student and a course: use may()")
+        return holds(self.scopes, SCOPE[action])
+
+    async def may(self, action: Action, student: str | None = None, course: str | None = None) -> bool:
+        """May this caller do `action` (to `student` in `course`, for the actions on a student)?"""
+        if action not in FOR_A_STUDENT:
+            return self.may_now(action)
+        if action in (Action.RESET, Action.SEE_BACKUP) and student == self.user:
+            return True
+        return await self._reset_scope_covers(student or "", course or "")
+
+    async def _reset_scope_covers(self, student: str, course: str) -> bool:
+        filters = parse_scopes(self.scopes).get(RESET_SCOPE)
+        if filters is None:
+            return False
+        if filters == Scope.ALL or student in filters.get("user", ()):
+            return True
+        groups = set(filters.get("group", ()))
+        if not groups:
+            return False
+        for group in sorted(groups & await self._groups_of_course(course)):
+            if group not in self._members:
+                self._members[group] = set(await self.group_members(group))
+            if student in self._members[group]:
+                return True
+        return False
+
+    async def _groups_of_course(self, course: str) -> set[str]:
+        if self._course_groups is None:
+            catalog = await asyncio.to_thread(self.load_catalog)
+            self._course_groups = {cid: {g for t in c.templates for g in t.groups}
+                                   for cid, c in catalog.courses.items()}
+        return self._course_groups.get(course, set())
+
+    # --- what handlers and pages ask -----------------------------------------------------------
+
+    async def may_reset_some_in(self, course: str) -> bool:
+        """Whether the reset scope may cover some student of this course: the course's
+        section of the admin page, and its course-wide reset (of those it covers)."""
+        filters = parse_scopes(self.scopes).get(RESET_SCOPE)
+        if filters is None:
+            return False
+        if filters == Scope.ALL or filters.get("user"):
+            return True
+        return bool(set(filters.get("group", ())) & await self._groups_of_course(course))
+
+    def manages_students(self) -> bool:
+        """Whether the caller holds the reset scope in any form: may act on some students."""
+        return holds_any_form(self.scopes, RESET_SCOPE)
+
+    def may_open_admin(self) -> bool:
+        return any(holds_any_form(self.scopes, s) for s in (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE))
+
+    def require_admin(self) -> None:
+        if not self.may_open_admin():
+            raise web.HTTPError(403, f"This page needs the scope {RESET_SCOPE} (filtered or not), "
+                                     f"{TEMPLATES_SCOPE} or {BRANDING_SCOPE}")
+
+    def require_manager(self, what: str) -> None:
+        """403 for `what` (e.g. "Restoring or deleting backups") unless the caller holds the
+        reset scope in some form; whose and which course is decided per item afterwards."""
+        if not self.manages_students():
+            raise web.HTTPError(403, f"{what} needs the scope {RESET_SCOPE}")
+
+    def require_now(self, action: Action, what: str | None = None) -> None:
+        if not self.may_now(action):
+            raise web.HTTPError(403, refusal(action, what=what))
+
+    async def require(self, action: Action, student: str | None = None, course: str | None = None,
+                      what: str | None = None) -> None:
+        """403 with a sentence saying what is needed, unless the caller may."""
+        if not await self.may(action, student, course):
+            raise web.HTTPError(403, refusal(action, student, course, what))
+
+    async def only_allowed(self, action: Action, items: Iterable, key: Callable) -> list:
+        """The items (in order) for whose `key(item)` = (student, course) the caller may `action`."""
+        return [x for x in items if await self.may(action, *key(x))]
+
+
+def refusal(action: Action, student: str | None = None, course: str | None = None, what: str | None = None) -> str:
+    """The sentence of a 403: what was refused and which scope it needs."""
+    if action is Action.RESET and student is None:
+        return f"You may not reset the students of {course}: that needs the scope {RESET_SCOPE} for their course group"
+    if action is Action.RESET:
+        return (f"You may not reset {student}'s {course} environment: "
+                f"that needs the scope {RESET_SCOPE} for them or their course group")
+    if action is Action.MANAGE_BACKUP:
+        return (f"You may not restore or delete {student}'s {course} backups: "
+                f"that needs the scope {RESET_SCOPE} for them or their course group")
+    if action is Action.SEE_BACKUP:
+        return f"Listing {student}'s backups needs the scope {RESET_SCOPE}"
+    what = what or {Action.READ_AUDIT: "The audit log", Action.TEMPLATES: "Changing templates",
+                    Action.BRANDING: "Changing the logo or favicon"}[action]
+    return f"{what} needs the scope {SCOPE[action]}"
