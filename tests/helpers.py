@@ -525,3 +525,12 @@ def postgres_database(name: str):
         maintenance.dispose()
 
     return base + name, drop
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan may be left unreaped by a minimal init)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"

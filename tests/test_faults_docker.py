@@ -17,7 +17,7 @@ import docker
 import pytest
 import requests
 
-from tests.helpers import HUB_PORT, PREFIX, remove_docker_objects, start_hub, wait_for
+from tests.helpers import HUB_PORT, PREFIX, remove_docker_objects, running, start_hub, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker_restart]
 
@@ -34,20 +34,11 @@ def restart_dockerd(live_restore: bool) -> None:
     --live-restore. Whether containers survive depends on the daemon that *stops*."""
     pid = dockerd_pid()
     os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not alive(pid), 120, "dockerd stopping", interval=0.5)
+    wait_for(lambda: not running(pid), 120, "dockerd stopping", interval=0.5)
     # Started as .ci/setup starts it: detached, so that it is not this test's child.
     flags = " --live-restore" if live_restore else ""
     subprocess.run(["sh", "-c", f"setsid dockerd{flags} >>{DOCKERD_LOG} 2>&1 &"], check=True)
     wait_for(lambda: docker.from_env().ping(), 120, "dockerd answering after its restart", interval=1)
-
-
-def alive(pid: int) -> bool:
-    """Running, and not a zombie waiting for its parent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"
 
 
 def live_restore_on() -> bool:

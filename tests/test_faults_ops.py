@@ -20,19 +20,10 @@ import requests
 
 from hub_ext import contract
 from hub_ext.service import process
-from tests.helpers import (HUB_PORT, PREFIX, ServiceClient, extra_course, free_port, remove_docker_objects, service_pid,
+from tests.helpers import (HUB_PORT, PREFIX, ServiceClient, extra_course, free_port, remove_docker_objects, running, service_pid,
                            start_hub, user_token, wait_for)
 
 integration = pytest.mark.integration
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan may be left unreaped by a minimal init)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"
 
 
 def is_proxy(pid: int) -> bool:
