@@ -233,10 +233,7 @@ class GoldenSpawner(DockerSpawner):
         return bool(orm_spawner and orm_spawner.server)
 
     def _shares_gpus(self, template_id: str) -> bool:
-        try:
-            template = self.load_catalog().templates.get(template_id)
-        except web.HTTPError:
-            template = None
+        template = self._find_template(template_id)
         return bool(template and template.gpu_sharing)
 
     def _remove_quietly(self, container_id: str) -> None:
@@ -530,16 +527,15 @@ class GoldenSpawner(DockerSpawner):
             yield event
 
     async def poll(self):
-        if self._spawn_pending:
-            return await super().poll()
-        container = await self.get_object()
         status = await super().poll()
-        if status is not None:
+        if status is not None and not self._spawn_pending:
             # Found dead (out of memory, killed, crashed, or a start lost in a hub crash):
             # its GPUs go back to the pool, the student is told why on their next visit,
-            # and the dead container goes (its home volume stays).
+            # and the dead container goes (its home volume stays). Docker is asked for the
+            # container's state again only here, not at every poll of a live server.
             released = self.allocator.release(self.owner)
             self.gpu_ids = []
+            container = await self.get_object()
             if container:
                 self._note_exit(container.get("State") or {})
                 if self.remove:
@@ -550,7 +546,7 @@ class GoldenSpawner(DockerSpawner):
         return status
 
     def _note_exit(self, state: dict) -> None:
-        template = self._start_template or self._recorded_template()
+        template = self._start_template or self._find_template(self.template_id)
         if template is None:
             return
         reason = explain_exit(state, self._course_title(template), template.memory)
@@ -567,13 +563,14 @@ class GoldenSpawner(DockerSpawner):
             self.gpu_ids = []
             # Stopped by a reset: say so (unless the interrupted start already did).
             if not self.stop_reason and self.homes:
-                template = self._start_template or self._recorded_template()
+                template = self._start_template or self._find_template(self.template_id)
                 if self._reset_under_way(template):
                     self.stop_reason = explain_reset(self._course_title(template), while_starting=False)
 
-    def _recorded_template(self) -> Template | None:
+    def _find_template(self, template_id: str) -> Template | None:
+        """The template of this id in the catalog now; None if it is gone or the catalog is broken."""
         try:
-            return self.load_catalog().templates.get(self.template_id)
+            return self.load_catalog().templates.get(template_id)
         except web.HTTPError:
             return None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import docker
 import requests
 
-from hub_ext import contract
+from hub_ext import contract, procstat
 from hub_ext.paths import REPO_ROOT
 
 WAIT_SPAWN = 240  # seconds; a bound on every wait, with a message when it runs out
@@ -344,11 +344,9 @@ def service_pid(hub: Hub) -> int:
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat_line = Path(f"/proc/{entry}/stat").read_bytes()
         except OSError:
             continue
-        ppid = int(stat_line[stat_line.rindex(b")") + 2:].split()[1])
-        if b"hub_ext.service" in cmdline and ppid == hub.process.pid:
+        if b"hub_ext.service" in cmdline and procstat.parent_of(int(entry)) == hub.process.pid:
             return int(entry)
     raise AssertionError(f"no goldenhub service process of hub pid {hub.process.pid}")
 
@@ -529,8 +527,4 @@ def postgres_database(name: str):
 
 def running(pid: int) -> bool:
     """Alive and not a zombie (an orphan may be left unreaped by a minimal init)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"
+    return procstat.alive(pid)

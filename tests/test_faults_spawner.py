@@ -28,7 +28,7 @@ import docker
 import pytest
 import requests
 
-from hub_ext import contract
+from hub_ext import contract, procstat
 from tests.helpers import (HUB_PORT, PREFIX, WAIT_SPAWN, copy_courses, extra_course, remove_docker_objects, start_hub,
                            user_token, wait_for)
 
@@ -151,10 +151,8 @@ def child_pids(pid: int) -> list[tuple[int, bytes]]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            with contextlib.suppress(OSError):
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append((int(entry), cmdline(int(entry))))
+            if procstat.parent_of(int(entry)) == pid:
+                found.append((int(entry), cmdline(int(entry))))
     return found
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hub_ext import contract
+from hub_ext import contract, procstat
 from hub_ext.homes import markers, resets
 from hub_ext.homes import owner as owner_mod
 from hub_ext.homes.owner import Owner
@@ -25,7 +25,7 @@ def dead_owner() -> Owner:
     """The owner record of a process that has exited since."""
     proc = subprocess.Popen(["sleep", "60"])
     try:
-        start = owner_mod._start_time(proc.pid)
+        start = procstat.start_time(proc.pid)
     finally:
         proc.kill()
         proc.wait()
@@ -50,7 +50,7 @@ def test_owner_round_trips_through_its_label_and_knows_it_is_alive():
 def test_a_gone_process_a_reused_pid_and_a_rebooted_machine_are_not_alive():
     assert dead_owner().alive() is False
     zombie = subprocess.Popen(["sleep", "60"])
-    owner = Owner(socket.gethostname(), owner_mod._boot_id(), zombie.pid, owner_mod._start_time(zombie.pid))
+    owner = Owner(socket.gethostname(), owner_mod._boot_id(), zombie.pid, procstat.start_time(zombie.pid))
     assert owner.alive() is True
     os.kill(zombie.pid, 9)
     try:  # killed, not yet reaped by its parent (as a hub reaps its service only when it polls)

@@ -14,28 +14,15 @@ import os
 import re
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
-_PROC = Path("/proc")
+from hub_ext import procstat
 
 
 def _boot_id() -> str:
     try:
-        return (_PROC / "sys/kernel/random/boot_id").read_text().strip()
+        return (procstat.PROC / "sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return "-"
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat),
-    or None if there is no such process, or only its zombie (it has exited, unreaped)."""
-    try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may itself hold spaces or ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 @dataclass(frozen=True)
@@ -48,7 +35,7 @@ class Owner:
     @classmethod
     def current(cls) -> Owner:
         pid = os.getpid()
-        return cls(socket.gethostname(), _boot_id(), pid, _start_time(pid) or "-")
+        return cls(socket.gethostname(), _boot_id(), pid, procstat.start_time(pid) or "-")
 
     def label(self) -> str:
         """One string, fit for a Docker label or a marker file."""
@@ -70,4 +57,4 @@ class Owner:
             return None
         if self.boot != _boot_id():
             return False
-        return _start_time(self.pid) == self.start
+        return procstat.start_time(self.pid) == self.start

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from hub_ext.credentials import write_private
+from hub_ext.procstat import parent_of
 
 log = logging.getLogger("goldenhub.service")
 
@@ -35,16 +36,6 @@ def _read_proc(pid: int, name: str) -> bytes | None:
         return Path(f"/proc/{pid}/{name}").read_bytes()
     except OSError:
         return None
-
-
-def parent_of(pid: int) -> int | None:
-    """The parent pid of a live process, from /proc (None when it is gone)."""
-    stat = _read_proc(pid, "stat")
-    if not stat:
-        return None
-    # Fields after the command name, which is in parentheses and may itself hold spaces.
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return None if fields[0] == b"Z" else int(fields[1])
 
 
 def is_goldenhub_service(pid: int) -> bool:
