@@ -168,3 +168,42 @@ def helper_image() -> str:
     """The image of the containers that copy homes (GOLDENHUB_HELPER_IMAGE, else the os-base
     golden layer); it must exist locally and is never pulled."""
     return os.environ.get(HELPER_IMAGE_ENV) or DEFAULT_HELPER_IMAGE
+
+
+# --- Course groups: enrolment is JupyterHub group membership ------------------------------
+# Every course has two hub groups: its enrolled students and its staff (instructors and
+# teaching assistants). Course ids match [a-z0-9-]+ and never contain ':', so no course's
+# student group equals another course's staff group, and no admin-made group that lacks the
+# "course:" prefix is taken for one. The roster, the LMS launch, the template picker, the
+# service's authorisation and the admin page all use these two names and nothing else.
+COURSE_GROUP_PREFIX = "course:"
+STAFF_SUFFIX = ":staff"
+ROLE_STUDENT, ROLE_TA, ROLE_INSTRUCTOR = "student", "ta", "instructor"
+ROLES = (ROLE_STUDENT, ROLE_TA, ROLE_INSTRUCTOR)
+STAFF_ROLES = (ROLE_TA, ROLE_INSTRUCTOR)
+
+
+def course_group(course: str) -> str:
+    """The hub group of a course's enrolled students."""
+    return f"{COURSE_GROUP_PREFIX}{course}"
+
+
+def staff_group(course: str) -> str:
+    """The hub group of a course's instructors and teaching assistants."""
+    return f"{COURSE_GROUP_PREFIX}{course}{STAFF_SUFFIX}"
+
+
+def group_for_role(course: str, role: str) -> str:
+    return staff_group(course) if role in STAFF_ROLES else course_group(course)
+
+
+def course_of_group(group: str) -> tuple[str, bool] | None:
+    """(course, is_staff) for a course group, None for any other group."""
+    if not group.startswith(COURSE_GROUP_PREFIX):
+        return None
+    rest = group[len(COURSE_GROUP_PREFIX):]
+    staff = rest.endswith(STAFF_SUFFIX)
+    course = rest[: -len(STAFF_SUFFIX)] if staff else rest
+    if not course or ":" in course:
+        return None
+    return course, staff

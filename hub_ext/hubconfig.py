@@ -24,7 +24,15 @@ from hub_ext import contract, paths
 from hub_ext.credentials import ensure_secrets, write_private
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
+SETTINGS_FILE = "goldenhub.yaml"  # in the state directory: the admin's choices (login method, LMS)
 SERVICE_PASSED_ON = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS")
+
+# How people log in (GOLDENHUB_AUTH, else `auth:` in state/goldenhub.yaml, else local):
+# local: accounts from rosters, each sets a password at first login (hub_ext.accounts.local);
+# lti:   launches from the LMS, LTI 1.3 (hub_ext.accounts.lti);
+# demo:  one shared class password, any username (only `goldenhub up`'s first run chooses it).
+AUTH_MODES = ("local", "lti", "demo")
+LTI_KEYS = ("issuer", "client_id", "authorize_url", "jwks_url", "username_key")
 
 
 @dataclass
@@ -40,6 +48,9 @@ class Settings:
     network: str = "goldenhub"
     name_prefix: str = "goldenhub"
     admin_users: tuple[str, ...] = ("admin",)
+    auth: str = "local"  # one of AUTH_MODES
+    lti: dict[str, str] = field(default_factory=dict)  # LTI_KEYS: the LMS platform's registration
+    min_password_length: int = 8  # local accounts
     # Passed on to the service from the hub's environment (Docker's address, the helper
     # image, the image and dataset rules), as from_env found them.
     service_env: dict[str, str] = field(default_factory=dict)
@@ -72,7 +83,35 @@ class Settings:
         if env.get("GOLDENHUB_ADMIN_USERS"):
             s.admin_users = tuple(u.strip() for u in env["GOLDENHUB_ADMIN_USERS"].split(",") if u.strip())
         s.service_env = {k: env[k] for k in SERVICE_PASSED_ON if k in env}
+        file = read_settings_file(s.state_dir)
+        s.auth = env.get("GOLDENHUB_AUTH") or file.get("auth") or s.auth
+        if s.auth not in AUTH_MODES:
+            raise ValueError(f"auth is {s.auth!r} (GOLDENHUB_AUTH or {s.state_dir / SETTINGS_FILE}); "
+                             f"allowed: {', '.join(AUTH_MODES)}")
+        lti = file.get("lti") if isinstance(file.get("lti"), dict) else {}
+        s.lti = {k: str(env.get(f"GOLDENHUB_LTI_{k.upper()}") or lti.get(k) or "") for k in LTI_KEYS}
+        s.min_password_length = int(env.get("GOLDENHUB_MIN_PASSWORD_LENGTH") or file.get("min_password_length")
+                                    or s.min_password_length)
         return s
+
+
+def read_settings_file(state_dir: Path) -> dict:
+    """The admin's settings in state/goldenhub.yaml ({} when there is none); a file that is
+    not a YAML mapping stops the start with a sentence naming it."""
+    import yaml
+
+    path = state_dir / SETTINGS_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path} cannot be read ({e}); fix or remove it") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must be a YAML mapping such as `auth: local`")
+    return data
 
 
 def ensure_state(s: Settings) -> dict[str, str]:
@@ -124,14 +163,30 @@ def update_hub(c, s: Settings) -> None:
 
 
 def update_auth(c, s: Settings) -> None:
-    """First-run login: JupyterHub's shared-password authenticator with the generated passwords."""
+    """The login method the settings chose (AUTH_MODES)."""
     if not s.secrets.get("student_password") or not s.secrets.get("admin_password"):
         raise RuntimeError("Settings hold no generated passwords: call ensure_state(settings) before the "
                            "appliers (jupyterhub_config.py does)")
+    c.Authenticator.admin_users = set(s.admin_users)
+    c.JupyterHub.template_vars.update({"goldenhub_auth": s.auth})
+    if s.auth == "local":
+        from hub_ext.accounts.local import update_local
+
+        update_local(c, s)
+    elif s.auth == "lti":
+        from hub_ext.accounts.lti import update_lti
+
+        update_lti(c, s)
+    else:
+        update_demo(c, s)
+
+
+def update_demo(c, s: Settings) -> None:
+    """Demo mode: JupyterHub's shared-password authenticator with the generated passwords;
+    any username with the class password (the login page says so)."""
     c.JupyterHub.authenticator_class = "shared-password"
     c.SharedPasswordAuthenticator.user_password = s.secrets["student_password"]
     c.SharedPasswordAuthenticator.admin_password = s.secrets["admin_password"]
-    c.Authenticator.admin_users = set(s.admin_users)
     c.Authenticator.allow_all = True
 
 
@@ -173,6 +228,10 @@ GOLDENHUB_SCOPES = {
     "custom:goldenhub:reset": {"description": "Reset students' environments and manage their backups; "
                                "filter with !group=<course group> for a course's instructors."},
     "custom:goldenhub:branding": {"description": "Upload the platform's logo and favicon."},
+    "custom:goldenhub:enrol": {"description": "Change a course's enrolment (roster import, unenrol) and close "
+                               "its term; filter with !group=course:<course id> for one course."},
+    "custom:goldenhub:accounts": {"description": "Reset the passwords of local accounts (admins only: never "
+                                  "filtered, since a password reset hands over the whole account)."},
 }
 
 
@@ -184,6 +243,7 @@ def update_service(c, s: Settings) -> None:
         "GOLDENHUB_STATE_DIR": str(s.state_dir),
         "GOLDENHUB_COURSES_DIR": str(s.courses_dir),
         "GOLDENHUB_PREFIX": s.name_prefix,
+        "GOLDENHUB_AUTH": s.auth,
     }
     if s.db_url_file:  # by file: never the URL itself, which may hold a password
         env["GOLDENHUB_DB_URL_FILE"] = str(s.db_url_file)
@@ -201,7 +261,10 @@ def update_service(c, s: Settings) -> None:
         # Every user may open the service (their own environments, self-reset).
         {"name": "user", "scopes": ["self", "access:services!service=goldenhub"]},
         {"name": "goldenhub-service", "services": ["goldenhub"],
-         "scopes": ["list:users", "read:users", "read:groups", "admin:servers", "admin:server_state"]},
+         # admin:users and admin:groups: a roster creates accounts and course groups;
+         # custom:goldenhub:accounts: the hub's password-reset endpoint answers the service.
+         "scopes": ["list:users", "read:users", "read:groups", "admin:servers", "admin:server_state",
+                    "admin:users", "admin:groups", "custom:goldenhub:accounts"]},
         {"name": "goldenhub-admin", "users": list(s.admin_users), "scopes": list(GOLDENHUB_SCOPES)},
     ]
 

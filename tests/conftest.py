@@ -81,6 +81,7 @@ def courses_dir(tmp_path_factory, sample_services, lab_remote, lab_dataset) -> P
         id: lab
         title: Test lab
         framework: scipy
+        access: everyone
         templates:
           - id: lab-cpu
             title: Lab (CPU)

@@ -194,6 +194,7 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
               extra_config: str = "", env: dict[str, str] | None = None) -> Hub:
     """A real jupyterhub with this checkout's jupyterhub_config.py; `env` is added to the
     environment of the hub (and so of its service) only."""
+    env_overrides = env
     state_dir.mkdir(parents=True, exist_ok=True)
     config = state_dir / "test_config.py"
     config.write_text(
@@ -213,8 +214,9 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
         GOLDENHUB_SERVICE_PORT=str(port + 3),
         GOLDENHUB_PREFIX=prefix,
         GOLDENHUB_EXTRA_CONFIG=str(config),
-        **(env or {}),
+        GOLDENHUB_AUTH="demo",  # most tests log in many names with the class password; others set env
     )
+    env.update(env_overrides or {})
     log_path = state_dir / "jupyterhub.log"
     jupyterhub = Path(sys.executable).parent / "jupyterhub"
     process = subprocess.Popen(
@@ -317,7 +319,7 @@ def extra_course(courses_dir: Path, course_id: str, template: str):
     """A course file present for the duration of a test (the spawner reads the catalog
     at every spawn, so no hub restart is needed)."""
     path = courses_dir / f"{course_id}.yaml"
-    path.write_text(f"id: {course_id}\ntitle: {course_id}\ntemplates:\n" + textwrap.indent(textwrap.dedent(template), "  "))
+    path.write_text(f"id: {course_id}\ntitle: {course_id}\naccess: everyone\ntemplates:\n" + textwrap.indent(textwrap.dedent(template), "  "))
     try:
         yield
     finally:

@@ -29,7 +29,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
     (an applier that wrote to disk would create it) and a Docker that cannot be reached."""
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     return Settings(state_dir=tmp_path / "state", courses_dir=tmp_path / "courses", secrets=dict(SECRETS),
-                    gateway="172.31.0.1", admin_users=("root", "ops"))
+                    gateway="172.31.0.1", admin_users=("root", "ops"), auth="demo")
 
 
 def test_update_hub_keeps_the_hub_state_in_the_state_dir_and_the_proxy_api_on_loopback(settings):
@@ -42,7 +42,7 @@ def test_update_hub_keeps_the_hub_state_in_the_state_dir_and_the_proxy_api_on_lo
     assert c.JupyterHub.cleanup_servers is False  # a hub restart leaves students' servers running
 
 
-def test_update_auth_logs_in_with_the_generated_passwords(settings):
+def test_demo_mode_logs_in_with_the_generated_shared_passwords(settings):
     c = Config()
     update_auth(c, settings)
     assert c.JupyterHub.authenticator_class == "shared-password"
@@ -117,7 +117,7 @@ def test_apply_all_writes_nothing_to_disk(settings):
 
 
 def test_ensure_state_makes_the_passwords_the_appliers_use(tmp_path):
-    s = Settings(state_dir=tmp_path / "state")
+    s = Settings(state_dir=tmp_path / "state", auth="demo")
     secrets = ensure_state(s)
     assert s.secrets == secrets and len(secrets["admin_password"]) >= 32
     assert (s.state_dir.stat().st_mode & 0o777) == 0o700

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from hub_ext import contract
 from hub_ext.catalog import rules
 
 # The home directory of the student inside every golden image (user jovyan, uid 1000).
@@ -47,15 +48,16 @@ class Template:
     shm_size: int  # bytes
     datasets: tuple[Dataset, ...] = ()
     courseware: Courseware | None = None
-    groups: tuple[str, ...] = ()  # empty: everyone
+    groups: tuple[str, ...] = ()  # empty: the course's members (see Catalog.templates_for)
     default_url: str = "/lab"
     gpu_sharing: bool = False  # servers of this template may share GPUs with each other
     source: str = ""  # where it was defined, for messages
     runtime: bool = False  # created through the API: its datasets must stay under the dataset roots
 
-    def allows(self, user_groups: set[str]) -> bool:
-        """Whether a user in these groups may use this template."""
-        return not self.groups or bool(user_groups & set(self.groups))
+
+
+ACCESS_ENROLLED, ACCESS_EVERYONE = "enrolled", "everyone"
+ACCESS_VALUES = (ACCESS_ENROLLED, ACCESS_EVERYONE)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,30 @@ class Course:
     framework: str | None  # images/frameworks/<name> its image builds on; None: not built here
     templates: tuple[Template, ...]
     source: str = ""
+    # Who sees the course's templates: "enrolled" (its student and staff groups: roster or
+    # LMS) or "everyone" logged in (the demo's sample courses).
+    access: str = ACCESS_ENROLLED
+    # LMS course ids (LTI 1.3 context ids) whose launches enrol into this course.
+    lms_contexts: tuple[str, ...] = ()
+
+    @property
+    def groups(self) -> set[str]:
+        """Every hub group that gives access to some template of this course."""
+        return {contract.course_group(self.id), contract.staff_group(self.id),
+                *(g for t in self.templates for g in t.groups)}
+
+    def allows(self, template: Template, user_groups: set[str]) -> bool:
+        """Whether a user in these groups may use this course's template.
+
+        Rules: the course's staff may use all of its templates. A template that names groups
+        is for those groups only (e.g. a GPU template for an advanced group). Otherwise the
+        template is for the course's enrolled students, or for everyone when the course's
+        access is "everyone"."""
+        if contract.staff_group(self.id) in user_groups:
+            return True
+        if template.groups:
+            return bool(user_groups & set(template.groups))
+        return self.access == ACCESS_EVERYONE or contract.course_group(self.id) in user_groups
 
 
 @dataclass
@@ -78,7 +104,11 @@ class Catalog:
 
     def templates_for(self, user_groups: set[str]) -> list[Template]:
         """The templates a user in these groups may use, in catalog order."""
-        return [t for t in self.templates.values() if t.allows(user_groups)]
+        return [t for c in self.courses.values() for t in c.templates if c.allows(t, user_groups)]
+
+    def course_of_context(self, context_id: str) -> Course | None:
+        """The course an LMS launch from this context id enrols into (None: not linked)."""
+        return next((c for c in self.courses.values() if context_id in c.lms_contexts), None)
 
 
 class CatalogError(ValueError):
@@ -91,6 +121,7 @@ class CatalogError(ValueError):
 
 COURSE_FIELDS = {
     "id": True, "title": True, "description": False, "framework": False, "templates": True,
+    "access": False, "lms_contexts": False,
 }
 TEMPLATE_FIELDS = {
     "id": True, "title": True, "description": False, "image": True, "gpus": True,
@@ -167,6 +198,8 @@ def _parse_course(ck: _Checker, data: Any) -> Course | None:
     framework = data.get("framework")
     if framework is not None:
         framework = ck.check("framework", framework, rules.identifier)
+    access = ck.check("access", data.get("access", ACCESS_ENROLLED), rules.access_mode)
+    lms_contexts = ck.check("lms_contexts", data.get("lms_contexts", []), rules.lms_context_list)
     raw_templates = data.get("templates")
     templates: list[Template] = []
     if "templates" in data:
@@ -184,7 +217,7 @@ def _parse_course(ck: _Checker, data: Any) -> Course | None:
                 templates.append(t)
     if ck.problems:
         return None
-    return Course(cid, title, description, framework, tuple(templates), ck.source)
+    return Course(cid, title, description, framework, tuple(templates), ck.source, access, lms_contexts)
 
 
 def _parse_template(ck: _Checker, data: Any, where: str, course_id: str) -> Template | None:

@@ -134,8 +134,38 @@ def format_bytes(size: int) -> str:
 
 def group_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(g, str) and g.strip() for g in value):
-        raise RuleError(f"got {_given(value)}; allowed: a list of JupyterHub group names (empty: everyone)")
+        raise RuleError(f"got {_given(value)}; allowed: a list of JupyterHub group names (empty: the course's members)")
     return tuple(g.strip() for g in value)
+
+
+ACCESS_MODES = ("enrolled", "everyone")
+
+
+def access_mode(value: Any) -> str:
+    """Who sees a course: its enrolled members, or everyone logged in."""
+    if value not in ACCESS_MODES:
+        raise RuleError(f"got {_given(value)}; allowed: enrolled (the course's roster or LMS members, "
+                        "the default) or everyone (anyone logged in, e.g. a demo course)")
+    return value
+
+
+LMS_CONTEXT_RE = re.compile(r"[\x21-\x7e]{1,255}")  # LTI context ids: opaque, printable, no spaces
+
+
+def lms_context_list(value: Any) -> tuple[str, ...]:
+    """LMS course (LTI context) ids, e.g. [\"42\"] for Moodle course 42: at most 20, each 1-255
+    printable ASCII characters without spaces."""
+    if not isinstance(value, list) or len(value) > 20:
+        raise RuleError(f"got {_given(value)}; expected a list of at most 20 LMS course ids, e.g. [\"42\"]")
+    out = []
+    for item in value:
+        item = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+        if not isinstance(item, str) or not LMS_CONTEXT_RE.fullmatch(item):
+            raise RuleError(f"got {_given(item)}; an LMS course id is 1-255 printable characters without spaces")
+        if item in out:
+            raise RuleError(f"{item!r} is listed twice")
+        out.append(item)
+    return tuple(out)
 
 
 def default_url(value: Any) -> str:

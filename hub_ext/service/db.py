@@ -124,3 +124,29 @@ class TemplateRevision(Base):
     def to_dict(self) -> dict:
         return {"number": self.number, "author": self.author, "at": as_utc(self.at).isoformat(),
                 "comment": self.comment, "diff": self.diff}
+
+
+class Enrolment(Base):
+    """One person in one course: the roster's or the LMS's record of them.
+
+    Access itself is hub group membership (contract.course_group / staff_group); this row
+    holds what the hub does not: the role as the roster or LMS named it, the display name and
+    email, where it came from (roster | lti | admin), and who changed it last. A student
+    removed from a course loses this row and the group membership; their home is kept."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (UniqueConstraint("course", "username"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course: Mapped[str] = mapped_column(String(40), index=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # contract.ROLES
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(255), default="")
+    source: Mapped[str] = mapped_column(String(16))  # roster | lti | admin
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+    def to_dict(self) -> dict:
+        return {"course": self.course, "username": self.username, "role": self.role,
+                "display_name": self.display_name, "email": self.email, "source": self.source,
+                "updated_at": as_utc(self.updated_at).isoformat(), "updated_by": self.updated_by}
