@@ -16,6 +16,19 @@ Rules (JupyterHub's scope semantics: `custom:goldenhub:<name>`, optionally filte
 - SEE_BACKUP: one's own backups, and those one may manage.
 - READ_AUDIT (the whole audit log), TEMPLATES (every template in full, and every change),
   BRANDING (upload or reset the logo and favicon): the unfiltered scope.
+- ENROL a course (import its roster, unenrol): the enrol scope unfiltered, or filtered to
+  `!group=course:<id>` (the course's student group, contract.course_group) for that course.
+  Only that group: a group some template also lists is not the course.
+- CLOSE_TERM of a course: ENROL for it, and the reset scope for all of its students
+  (unfiltered, or filtered to the course's student group).
+- ACCOUNTS (reset a local account's password): the unfiltered accounts scope only. A
+  password reset hands the whole account (every course of it) to whoever logs in next, so
+  no course filter can limit it.
+- Course staff: a member of a course's staff group (contract.staff_group: its instructors
+  and teaching assistants, from the roster or the LMS) holds, for this service, the reset
+  and enrol scopes filtered to the course's student group, exactly as if a role granted
+  them (staff_scopes). Membership is read from the hub for each request that shows any
+  staff group, so a removed instructor loses these at once.
 - The admin page opens for any goldenhub scope, filtered or not; each of its sections shows
   only what the rules above allow: a course's students where the caller may reset them (so
   an instructor sees their course only, and a templates- or branding-only admin no student
@@ -34,10 +47,14 @@ from jupyterhub.scopes import Scope, parse_scopes
 from jupyterhub.services.auth import check_scopes
 from tornado import web
 
+from hub_ext import contract
+
 PREFIX = "custom:goldenhub:"
 RESET_SCOPE = PREFIX + "reset"
 TEMPLATES_SCOPE = PREFIX + "templates"
 BRANDING_SCOPE = PREFIX + "branding"
+ENROL_SCOPE = PREFIX + "enrol"
+ACCOUNTS_SCOPE = PREFIX + "accounts"
 
 
 class Action(enum.Enum):
@@ -49,11 +66,36 @@ class Action(enum.Enum):
     READ_AUDIT = "read audit"
     TEMPLATES = "templates"          # every template in full, and every change
     BRANDING = "branding"
+    ENROL = "enrol"                  # a course's roster: import, unenrol
+    CLOSE_TERM = "close term"        # a course's term: stop, back up every home, unenrol
+    ACCOUNTS = "accounts"            # reset a local account's password
 
 
 SCOPE = {Action.RESET: RESET_SCOPE, Action.MANAGE_BACKUP: RESET_SCOPE, Action.SEE_BACKUP: RESET_SCOPE,
-         Action.READ_AUDIT: RESET_SCOPE, Action.TEMPLATES: TEMPLATES_SCOPE, Action.BRANDING: BRANDING_SCOPE}
+         Action.READ_AUDIT: RESET_SCOPE, Action.TEMPLATES: TEMPLATES_SCOPE, Action.BRANDING: BRANDING_SCOPE,
+         Action.ENROL: ENROL_SCOPE, Action.CLOSE_TERM: ENROL_SCOPE, Action.ACCOUNTS: ACCOUNTS_SCOPE}
 FOR_A_STUDENT = (Action.RESET, Action.MANAGE_BACKUP, Action.SEE_BACKUP)
+FOR_A_COURSE = (Action.ENROL, Action.CLOSE_TERM)
+ADMIN_PAGE_SCOPES = (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE, ENROL_SCOPE, ACCOUNTS_SCOPE)
+
+
+def staff_scopes(groups: Iterable[str]) -> set[str]:
+    """The scopes a member of these hub groups holds as course staff (see the rules above)."""
+    scopes = set()
+    for group in groups:
+        found = contract.course_of_group(group)
+        if found and found[1]:
+            students = contract.course_group(found[0])
+            scopes |= {f"{RESET_SCOPE}!group={students}", f"{ENROL_SCOPE}!group={students}"}
+    return scopes
+
+
+def covers_course(scopes: Iterable[str], scope: str, course: str) -> bool:
+    """Whether `scope` is held unfiltered or filtered to the course's student group."""
+    filters = parse_scopes(frozenset(scopes)).get(scope)
+    if filters is None:
+        return False
+    return filters == Scope.ALL or contract.course_group(course) in filters.get("group", ())
 
 
 def holds(scopes: Iterable[str], scope: str) -> bool:
@@ -82,13 +124,35 @@ class Rules:
     _members: dict[str, set[str]] = field(default_factory=dict)
 
     def may_now(self, action: Action) -> bool:
-        """For the actions that concern no student: templates, branding, the audit log."""
+        """For the actions that concern no student: templates, branding, the audit log,
+        password resets."""
         if action in FOR_A_STUDENT:
             raise ValueError(f"{action} is decided for a student and a course: use may()")
+        if action in FOR_A_COURSE:
+            raise ValueError(f"{action} is decided for a course: use may_for_course()")
         return holds(self.scopes, SCOPE[action])
+
+    def may_for_course(self, action: Action, course: str) -> bool:
+        """ENROL or CLOSE_TERM for one course."""
+        if action not in FOR_A_COURSE:
+            raise ValueError(f"{action} is not decided for a course alone")
+        allowed = covers_course(self.scopes, ENROL_SCOPE, course)
+        if action is Action.CLOSE_TERM:
+            allowed = allowed and covers_course(self.scopes, RESET_SCOPE, course)
+        return allowed
+
+    def require_for_course(self, action: Action, course: str) -> None:
+        if not self.may_for_course(action, course):
+            raise web.HTTPError(403, refusal(action, course=course))
+
+    def courses_to_enrol(self, course_ids: Iterable[str]) -> list[str]:
+        """Of these courses, those whose roster the caller may change (in order)."""
+        return [c for c in course_ids if self.may_for_course(Action.ENROL, c)]
 
     async def may(self, action: Action, student: str | None = None, course: str | None = None) -> bool:
         """May this caller do `action` (to `student` in `course`, for the actions on a student)?"""
+        if action in FOR_A_COURSE:
+            return self.may_for_course(action, course or "")
         if action not in FOR_A_STUDENT:
             return self.may_now(action)
         if action in (Action.RESET, Action.SEE_BACKUP) and student == self.user:
@@ -114,9 +178,9 @@ class Rules:
     async def _groups_of_course(self, course: str) -> set[str]:
         if self._course_groups is None:
             catalog = await asyncio.to_thread(self.load_catalog)
-            self._course_groups = {cid: {g for t in c.templates for g in t.groups}
-                                   for cid, c in catalog.courses.items()}
-        return self._course_groups.get(course, set())
+            self._course_groups = {cid: c.groups - {contract.staff_group(cid)} for cid, c in catalog.courses.items()}
+        # A course known only from its homes (e.g. its file was removed) still has its student group.
+        return self._course_groups.get(course, {contract.course_group(course)} if course else set())
 
     # --- what handlers and pages ask -----------------------------------------------------------
 
@@ -135,12 +199,13 @@ class Rules:
         return holds_any_form(self.scopes, RESET_SCOPE)
 
     def may_open_admin(self) -> bool:
-        return any(holds_any_form(self.scopes, s) for s in (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE))
+        return any(holds_any_form(self.scopes, s) for s in ADMIN_PAGE_SCOPES)
 
     def require_admin(self) -> None:
         if not self.may_open_admin():
-            raise web.HTTPError(403, f"This page needs the scope {RESET_SCOPE} (filtered or not), "
-                                     f"{TEMPLATES_SCOPE} or {BRANDING_SCOPE}")
+            raise web.HTTPError(403, f"This page needs the scope {RESET_SCOPE} or {ENROL_SCOPE} (filtered or not), "
+                                     f"{TEMPLATES_SCOPE}, {BRANDING_SCOPE} or {ACCOUNTS_SCOPE}; "
+                                     "course staff have it for their courses")
 
     def require_manager(self, what: str) -> None:
         """403 for `what` (e.g. "Restoring or deleting backups") unless the caller holds the
@@ -175,6 +240,13 @@ def refusal(action: Action, student: str | None = None, course: str | None = Non
                 f"that needs the scope {RESET_SCOPE} for them or their course group")
     if action is Action.SEE_BACKUP:
         return f"Listing {student}'s backups needs the scope {RESET_SCOPE}"
+    if action is Action.ENROL:
+        return (f"You may not change the enrolment of {course}: that needs the scope {ENROL_SCOPE} for the "
+                f"group {contract.course_group(course)} (its instructors and TAs have it)")
+    if action is Action.CLOSE_TERM:
+        return (f"You may not close the term of {course}: that needs the scopes {ENROL_SCOPE} and {RESET_SCOPE} "
+                f"for the group {contract.course_group(course)} (its instructors and TAs have them)")
     what = what or {Action.READ_AUDIT: "The audit log", Action.TEMPLATES: "Changing templates",
-                    Action.BRANDING: "Changing the logo or favicon"}[action]
+                    Action.BRANDING: "Changing the logo or favicon",
+                    Action.ACCOUNTS: "Resetting a password (admins only)"}[action]
     return f"{what} needs the scope {SCOPE[action]}"

@@ -101,6 +101,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     _identity: dict | None = None
     _xsrf_refusal: str | None = None
     _rules: authz.Rules | None = None
+    _staff_scopes: frozenset[str] = frozenset()
 
     @property
     def ctx(self):
@@ -142,13 +143,25 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(403, XSRF_REFUSED.format(reason=self._xsrf_refusal.rstrip(".")))
         self._identity = model or None
         self.current_user = self._identity
+        if model:
+            self._staff_scopes = await self.staff_scopes_of(model)
+
+    async def staff_scopes_of(self, model: dict) -> frozenset[str]:
+        """The course-staff scopes (authz.staff_scopes) of the caller. HubOAuth's model may be
+        minutes old: when it shows any staff group, the hub is asked again, so an instructor
+        removed from a course loses its scopes at once."""
+        if not authz.staff_scopes(model.get("groups") or ()):
+            return frozenset()
+        fresh = await self.ctx.hub.user(model.get("name", ""))
+        return frozenset(authz.staff_scopes((fresh or {}).get("groups") or ()))
 
     def get_current_user(self):
         return self._identity  # set in prepare(); never a blocking lookup from a handler
 
     @property
     def scopes(self) -> set[str]:
-        return set((self.current_user or {}).get("scopes", []))
+        """The caller's goldenhub scopes: their token's, and those they hold as course staff."""
+        return set((self.current_user or {}).get("scopes", [])) | self._staff_scopes
 
     @property
     def username(self) -> str:

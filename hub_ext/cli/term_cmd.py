@@ -1,0 +1,5 @@
+"""`goldenhub term`: being written (issue 9)."""
+
+
+def add_parser(commands) -> None:
+    pass
