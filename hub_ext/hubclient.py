@@ -102,6 +102,27 @@ class HubAPI:
                 return []
             raise
 
+    async def create_users(self, names: list[str]) -> None:
+        """Create these hub users (all in one request); names that exist are left as they are."""
+        if names:
+            await self.request("POST", "/users", {"usernames": list(names)}, ok=(200, 201, 409))
+
+    async def ensure_group(self, name: str) -> None:
+        """Create the hub group if it does not exist yet."""
+        await self.request("POST", f"/groups/{quote(name, safe='')}", {}, ok=(200, 201, 409))
+
+    async def add_to_group(self, name: str, users: list[str]) -> None:
+        """Add these users to the group (created first if missing), in one request."""
+        if users:
+            await self.ensure_group(name)
+            await self.request("POST", f"/groups/{quote(name, safe='')}/users", {"users": list(users)})
+
+    async def remove_from_group(self, name: str, users: list[str]) -> None:
+        """Remove these users from the group, in one request (a missing group: nothing to do)."""
+        if users:
+            await self.request("DELETE", f"/groups/{quote(name, safe='')}/users", {"users": list(users)},
+                               ok=(200, 204, 404))
+
     async def stop_server(self, name: str, server: str = "", timeout: float = 120,
                           start_grace: float = 0) -> bool:
         """Stop one server of the user (the default one: "") and wait until the hub says it
