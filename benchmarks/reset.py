@@ -104,7 +104,7 @@ def reset_via_service(prefix: str, homes: list[str], workdir: Path) -> tuple[lis
 
     courses = copy_courses(workdir / "courses")
     (courses / f"{COURSE}.yaml").write_text(
-        f"id: {COURSE}\ntitle: Benchmark course\ntemplates:\n  - id: {COURSE}-cpu\n    title: CPU\n"
+        f"id: {COURSE}\ntitle: Benchmark course\naccess: everyone\ntemplates:\n  - id: {COURSE}-cpu\n    title: CPU\n"
         "    image: goldenhub/course-intro-python:latest\n    gpus: 0\n    cpu: 1\n    memory: 512M\n")
     hub = start_hub(workdir / "state", courses, 18700, prefix, secrets.token_hex(16))
     try:

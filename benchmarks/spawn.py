@@ -96,6 +96,7 @@ def make_bench_course(courses_dir: Path, image: str) -> Path:
     (courses_dir / "bench.yaml").write_text(textwrap.dedent(f"""\
         id: bench
         title: Spawn benchmark
+        access: everyone
         templates:
           - id: {TEMPLATE_ID}
             title: Benchmark (CPU)

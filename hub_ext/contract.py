@@ -91,6 +91,7 @@ LABEL_DEST = "goldenhub.dest"
 LABEL_ROLE = "goldenhub.role"
 KIND_BACKUP = "backup"
 KIND_RESET_HELPER = "reset-helper"
+KIND_EXPORT_HELPER = "export-helper"  # a never-started container a term close reads a backup through
 # The students' Docker network.
 LABEL_NETWORK = "goldenhub.network"
 # Golden images (and LABEL_COURSE on a course layer): which layer, framework, templates, and how to run it by hand.

@@ -49,14 +49,42 @@ def ensure_courseware_repos(git_root: Path | None = None) -> list[str]:
     return made
 
 
+# Files that earlier goldenhub versions installed as samples (sha256 of their content). Such a
+# file, unchanged since, is ours to replace with the current sample; any other content is
+# someone's data and stays. (The first iris sample was synthetic, with negative widths.)
+SUPERSEDED_SAMPLES = {
+    "iris/iris.csv": {"1a3a9eb538dc890d3b8a2ff597619083e3e9fd58c2f8bc1b17e6623d939e1ac1"},
+}
+
+
 def ensure_datasets(dest: Path = DATASETS_DIR) -> list[str]:
-    copied = []
+    """Install the sample datasets that are missing; bring files that an earlier version
+    installed, unchanged since, up to the current sample. Returns what changed."""
+    changed = []
     for source in sorted((paths.courses_dir() / "datasets").iterdir()):
         target = dest / source.name
-        if source.is_dir() and not target.exists():
+        if not source.is_dir():
+            continue
+        if not target.exists():
             shutil.copytree(source, target)
-            copied.append(source.name)
-    return copied
+            changed.append(source.name)
+            continue
+        for file in sorted(f for f in source.rglob("*") if f.is_file()):
+            relative = file.relative_to(source.parent).as_posix()
+            there = target / file.relative_to(source)
+            if there.is_symlink() or (there.exists() and not there.is_file()):
+                continue
+            if not there.exists() or _sha256(there) in SUPERSEDED_SAMPLES.get(relative, ()):
+                there.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, there)
+                changed.append(relative)
+    return changed
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:

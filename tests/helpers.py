@@ -75,6 +75,15 @@ class Hub:
         if r.status_code == 404:
             self.request("POST", f"/users/{name}").raise_for_status()
 
+    def enrol(self, name: str, course: str, staff: bool = False) -> None:
+        """Put the user in the course's student (or staff) hub group, as a roster would."""
+        from hub_ext import contract
+
+        self.ensure_user(name)
+        group = contract.staff_group(course) if staff else contract.course_group(course)
+        self.request("POST", f"/groups/{group}")  # 201, or 409 when it exists
+        self.request("POST", f"/groups/{group}/users", json={"users": [name]}).raise_for_status()
+
     def server(self, name: str, server: str = "") -> dict | None:
         r = self.request("GET", f"/users/{name}")
         r.raise_for_status()
@@ -326,6 +335,23 @@ def extra_course(courses_dir: Path, course_id: str, template: str):
         path.unlink()
 
 
+def enrolled_only_course(courses_dir: Path, course: str, title: str = "",
+                         image: str = "goldenhub/course-intro-python:latest") -> None:
+    """A course file whose one CPU template is for the course's enrolled members only
+    (access: enrolled, the default): `<course>-cpu`."""
+    (courses_dir / f"{course}.yaml").write_text(textwrap.dedent(f"""\
+        id: {course}
+        title: {title or f"Course {course}"}
+        templates:
+          - id: {course}-cpu
+            title: {course} (CPU)
+            image: {image}
+            gpus: 0
+            cpu: 1
+            memory: 512M
+        """))
+
+
 def copy_courses(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for f in (REPO_ROOT / "courses").glob("*.yaml"):
@@ -530,3 +556,15 @@ def postgres_database(name: str):
 def running(pid: int) -> bool:
     """Alive and not a zombie (an orphan may be left unreaped by a minimal init)."""
     return procstat.alive(pid)
+
+
+def browser_login(browser, hub: Hub, name: str, password: str):
+    """A new browser context logged in through the hub's login form; returns its page."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_load_state()
+    return page

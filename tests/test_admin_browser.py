@@ -9,21 +9,10 @@ import requests
 
 from hub_ext import contract
 from tests.helpers import ARTIFACTS, ServiceClient, make_png, user_token, volume_files
+from tests.helpers import browser_login as login
 
 pytestmark = pytest.mark.browser
 
-
-
-def login(browser, hub, name, password):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state()
-    return page
 
 
 def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(hub, browser):
@@ -45,6 +34,7 @@ def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(h
         assert "bigger datasets this week" in page.inner_text("body")
     finally:
         page.context.close()
+    hub.enrol("edited-student", "runtime2")
     hub.spawn("edited-student", {"template": "edit-me"})
     try:
         assert hub.container("edited-student").attrs["HostConfig"]["Memory"] == 640 * 2**20

@@ -268,6 +268,7 @@ def test_a_dataset_link_swapped_to_etc_after_validation_is_refused_at_start(rule
     assert r.status_code == 201, r.text
 
     # While harmless, the start binds the link's real path, not the link.
+    rules_hub.enrol("swapper", "att")
     rules_hub.spawn("swapper", {"template": "att-swap"})
     container = rules_hub.container("swapper")
     binds = [m for m in container.attrs["Mounts"] if m["Type"] == "bind"]

@@ -65,6 +65,7 @@ def test_repo_that_moved_still_lets_the_student_in(hub, courses_dir, lab_remote)
     (courses_dir / "moved.yaml").write_text(textwrap.dedent(f"""\
         id: moved
         title: Moved course
+        access: everyone
         templates:
           - id: moved-cpu
             title: Moved

@@ -50,6 +50,7 @@ c.GoldenSpawner.poll_interval = 2
 COURSE = """\
 id: fault
 title: Fault lab
+access: everyone
 templates:
   - id: fault-gpu
     title: Fault (GPU)

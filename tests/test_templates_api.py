@@ -51,6 +51,7 @@ def test_created_template_is_used_at_the_next_start_and_edits_are_revisions(hub,
     r = admin.call("POST", "/templates", json={"course": "runtime", "course_title": "Runtime course", "template": NEW})
     assert r.status_code == 201, r.text
     user = "rt-student"
+    hub.enrol(user, "runtime")  # the course is for its enrolled students
     hub.spawn(user, {"template": "rt-cpu"})
     assert hub.container(user).attrs["HostConfig"]["Memory"] == 512 * 2**20
     hub.stop(user)

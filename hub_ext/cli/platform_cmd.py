@@ -1,17 +1,25 @@
-"""`goldenhub up`: prepare the sample courses' git server and datasets, then run the hub."""
+"""`goldenhub up`: prepare the sample courses' git server and datasets, then run the hub.
+
+Rule for the login method: the first `goldenhub up` on a machine (no state/goldenhub.yaml and
+no GOLDENHUB_AUTH) writes state/goldenhub.yaml (0600) with `auth: demo`, so a first try needs
+no accounts; the file says how to switch to local accounts or the LMS. Every later start
+keeps what the file says. A hub started without `goldenhub up` (`jupyterhub -f
+jupyterhub_config.py`) and no file uses local accounts (Settings' default).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import docker
 
 from hub_ext import paths, samples
 from hub_ext.catalog.model import CatalogError, load_catalog
 from hub_ext.credentials import ensure_secrets
-from hub_ext.hubconfig import Settings
+from hub_ext.hubconfig import SETTINGS_FILE, Settings
 from spawner.network import ensure_network
 
 
@@ -22,7 +30,7 @@ def prepare(s: Settings) -> str:
     for name in samples.ensure_courseware_repos():
         print(f"created sample courseware repository {name}.git")
     for name in samples.ensure_datasets():
-        print(f"installed sample dataset {samples.DATASETS_DIR / name}")
+        print(f"installed sample dataset file(s) {samples.DATASETS_DIR / name}")
     if samples.ensure_git_daemon(["127.0.0.1", gateway]):
         print(f"git server for sample courseware listening on {gateway}:{samples.GIT_PORT}")
     try:
@@ -40,14 +48,72 @@ def prepare(s: Settings) -> str:
     return gateway
 
 
+FIRST_RUN_SETTINGS = """\
+# goldenhub's settings, written by the first `goldenhub up`. Restart the hub after a change.
+#
+# auth: how people log in.
+#   demo  - one class password, any username: for trying goldenhub, NOT for real classes
+#           (anyone with the password can log in as anyone).
+#   local - accounts from rosters (`goldenhub enrol`); each student chooses a password at
+#           their first login; the admin logs in with the password in secrets.yaml.
+#   lti   - students arrive from the LMS (LTI 1.3); fill in the lti: section below.
+auth: demo
+# min_password_length: 8        # local accounts
+# lti:                          # auth: lti (see the README's LMS section)
+#   issuer: https://lms.example.edu
+#   client_id: goldenhub
+#   authorize_url: https://lms.example.edu/mod/lti/auth.php
+#   jwks_url: https://lms.example.edu/mod/lti/certs.php
+"""
+
+
+def ensure_first_run_settings(state_dir: Path, env=os.environ) -> bool:
+    """On the first run (no settings file and no GOLDENHUB_AUTH) write the settings file
+    choosing demo mode; returns whether it did. An existing file is never overwritten."""
+    if env.get("GOLDENHUB_AUTH"):
+        return False
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(state_dir / SETTINGS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(FIRST_RUN_SETTINGS)
+    return True
+
+
+def login_help(s: Settings, secrets: dict[str, str]) -> str:
+    """What `goldenhub up` prints about logging in, for the chosen login method."""
+    admins = ", ".join(s.admin_users)
+    settings_file = s.state_dir / SETTINGS_FILE
+    admin = f"  admin:    user {admins}, password in {s.state_dir / 'secrets.yaml'} (admin_password)"
+    if s.auth == "demo":
+        return (f"  Demo mode: students log in under any name with the class password {secrets['student_password']}\n"
+                f"{admin}\n"
+                f"  WARNING: anyone with the class password can log in as anyone. Not for real classes: set\n"
+                f"  `auth: local` (rosters, a password per student) or `auth: lti` (the LMS) in {settings_file}\n"
+                f"  and restart.")
+    if s.auth == "local":
+        return (f"  Local accounts: students in an imported roster log in; each chooses a password at the first login\n"
+                f"  (at least {s.min_password_length} characters). Import a roster with `goldenhub enrol`.\n"
+                f"{admin}; change it at {s.bind_url}/hub/auth/change-password")
+    return (f"  LMS (LTI 1.3): students arrive from the LMS ({s.lti.get('issuer') or 'issuer not set'}); "
+            f"the tool's configuration is at {s.bind_url}/hub/lti13/config\n{admin}")
+
+
 def up(args: argparse.Namespace) -> int:
-    s = Settings.from_env()
+    created = ensure_first_run_settings(paths.state_dir())
+    try:
+        s = Settings.from_env()
+    except ValueError as e:
+        sys.exit(f"goldenhub up: {e}")
     prepare(s)
     secrets = ensure_secrets(s.state_dir)
+    if created:
+        print(f"first run: wrote {s.state_dir / SETTINGS_FILE} choosing demo mode (it says how to switch)")
     print(f"""
-goldenhub is starting at {s.bind_url}
-  students: any username, password {secrets['student_password']}
-  admin:    user {', '.join(s.admin_users)}, password in {s.state_dir / 'secrets.yaml'}
+goldenhub is starting at {s.bind_url} (login: {s.auth})
+{login_help(s, secrets)}
 """, flush=True)
     config = str(paths.REPO_ROOT / "jupyterhub_config.py")
     os.chdir(s.state_dir)

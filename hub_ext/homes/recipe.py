@@ -45,8 +45,10 @@ class Homes:
 
     # --- the recipes ------------------------------------------------------------------------
 
-    async def reset(self, actor: str, user: str, course: str) -> dict:
-        """Put one student's home of one course back to fresh; no file is lost:
+    async def reset(self, actor: str, user: str, course: str, home: str | None = None,
+                    action: str = "reset") -> dict:
+        """Put one student's home of one course back to fresh; no file is lost (a term close
+        (hub_ext.homes.term) names the `home` it found and audits as its own `action`):
 
         1. take the student's lock (a reset and a restore of one student never interleave);
         2. find the home: the one the spawner recorded, else the one Docker labels say is
@@ -60,7 +62,7 @@ class Homes:
         """
         async with self.locks[user]:  # 1
             try:
-                home = await self.home_volume(user, course)  # 2
+                home = home or await self.home_volume(user, course)  # 2
                 backup = None
                 if home:
                     with markers.resetting(self.state_dir, home):  # 3 (and 7: removed on leaving)
@@ -70,10 +72,10 @@ class Homes:
                             resets.move_home_to_backup, self.docker, home, user=user, course=course,
                             helper_image=self.helper_image)
             except (resets.ResetError, HubAPIError) as e:
-                await asyncio.to_thread(self.audit, actor, "reset", user, course, "failed", str(e))  # 7
+                await asyncio.to_thread(self.audit, actor, action, user, course, "failed", str(e))  # 7
                 return {"user": user, "result": "failed", "message": str(e)}
         detail = f"home moved to backup {backup.volume}" if backup else "no home yet: nothing to back up"
-        await asyncio.to_thread(self.audit, actor, "reset", user, course, "ok", detail)  # 7
+        await asyncio.to_thread(self.audit, actor, action, user, course, "ok", detail)  # 7
         return {"user": user, "result": "ok", "backup": backup.volume if backup else None, "message": detail}
 
     async def reset_many(self, actor: str, users: list[str], course: str) -> list[dict]:
@@ -126,8 +128,12 @@ class Homes:
         markers, copy helpers and their unverified copies, never a home or a verified backup)."""
         for home in markers.remove_stale_markers(self.state_dir):
             log.warning("Removed the stale reset marker of %s (its service process is gone)", home)
+        from hub_ext.homes.term import remove_stale_exporters  # term builds on this module
+
         try:
             undone = resets.remove_stale_helpers(self.docker, prefix=f"{self.prefix}-")  # this deployment's
+            undone += [f"an interrupted export of {b}: its reading container removed; {b} is untouched"
+                       for b in remove_stale_exporters(self.docker, self.prefix)]
         except docker.errors.DockerException as e:
             log.error("Could not look for interrupted resets in Docker: %s", e)
             return

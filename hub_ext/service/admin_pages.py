@@ -19,7 +19,7 @@ from hub_ext.catalog import store
 from hub_ext.paths import state_dir
 from hub_ext.service.authz import Action, refusal
 from hub_ext.service.base import int_value
-from hub_ext.service.branding_api import BoundedUpload
+from hub_ext.service.branding_api import ImageUpload
 from hub_ext.service.db import AuditEntry
 from hub_ext.service.masking import mask_credentials
 from hub_ext.service.pages import PageHandler
@@ -49,7 +49,8 @@ class AdminPage(AdminHandler):
         self.rules.require_admin()
         rules = self.rules
         catalog = await asyncio.to_thread(self.ctx.catalog)
-        courses = {cid: c for cid, c in catalog.courses.items() if await rules.may_reset_some_in(cid)}
+        courses = {cid: c for cid, c in catalog.courses.items()
+                   if rules.may_for_course(Action.ENROL, cid) or await rules.may_reset_some_in(cid)}
         users = await self.ctx.hub.users() if courses else []
         rows: dict[str, list[dict]] = {cid: [] for cid in courses}
         homes = {cid: await asyncio.to_thread(self.ctx.homes.users_with_homes, cid) for cid in courses}
@@ -227,7 +228,7 @@ class TemplateEditPage(AdminHandler):
 
 
 @web.stream_request_body
-class BrandingUploadPage(BoundedUpload, AdminHandler):
+class BrandingUploadPage(ImageUpload, AdminHandler):
     """The upload form: streamed like the API's (an oversized file gets a sentence), so the
     caller is identified after the form, with its _xsrf field, has arrived."""
 

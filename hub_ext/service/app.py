@@ -22,7 +22,9 @@ from hub_ext.credentials import ensure_secret_file
 from hub_ext.homes.recipe import Homes
 from hub_ext.hubclient import HubAPI
 from hub_ext.hubconfig import Settings
-from hub_ext.service import admin_pages, authz, branding_api, pages, process, resets_api, templates_api
+from hub_ext.service import accounts_api, admin_pages, authz, branding_api, pages, process, resets_api, templates_api
+from hub_ext.service import term_api
+from hub_ext.service import course_pages, enrolment_api
 from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
 from hub_ext.service.db import AuditEntry, SchemaError, open_database
 
@@ -91,10 +93,14 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         (prefix + r"api/openapi.json", OpenAPIHandler),
         (prefix + r"oauth_callback", HubOAuthCallbackHandler),
         *resets_api.handlers(prefix),
+        *enrolment_api.handlers(prefix),
+        *accounts_api.handlers(prefix),
+        *term_api.handlers(prefix),
         *templates_api.handlers(prefix),
         *branding_api.handlers(prefix),
         *pages.handlers(prefix),
         *admin_pages.handlers(prefix),
+        *course_pages.handlers(prefix),
         (prefix + r"api/.*", NotFoundAPIHandler),
     ]
     return web.Application(

@@ -17,7 +17,7 @@ import logging
 import re
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
-from tornado import web
+from tornado import httputil, web
 
 from hub_ext.service import authz
 from hub_ext.service.masking import mask_credentials
@@ -232,6 +232,50 @@ class NotFoundAPIHandler(APIHandler):
 
     async def prepare(self):
         raise web.HTTPError(404, f"No such API endpoint: {self.request.path}; see api/openapi.json")
+
+
+class BoundedUpload:
+    """For @web.stream_request_body handlers. Rule for upload size: at most `max_upload`
+    bytes of the body are kept and the rest (up to `read_limit`) is read and dropped, so an
+    oversized upload is answered with a 413 sentence (`too_big(size)`) that reaches the
+    client through the proxy (a server that hangs up mid-upload makes the proxy answer with
+    its own HTML error page instead). Identity is established after the body arrived (a
+    form's _xsrf field is in it), by calling identify() in the method."""
+
+    max_upload = 2 * 2**20
+    read_limit = 1024 * 2**20
+
+    def too_big(self, size: int) -> str:
+        return f"The upload is {size / 2**20:.1f} MiB; an upload may be at most {self.max_upload // 2**20} MiB"
+
+    def prepare(self):
+        self.request.connection.set_max_body_size(self.read_limit)
+        self._kept: list[bytes] = []
+        self._received = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received <= self.max_upload:
+            self._kept.append(chunk)
+
+    def upload_body(self) -> bytes:
+        if self._received > self.max_upload:
+            raise web.HTTPError(413, self.too_big(self._received))
+        return b"".join(self._kept)
+
+    def parse_form(self) -> bool:
+        """Form fields and files of a multipart or urlencoded body, where get_argument and
+        request.files find them; False for any other body (e.g. raw bytes)."""
+        content_type = self.request.headers.get("Content-Type", "")
+        if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            return False
+        args: dict[str, list[bytes]] = {}
+        httputil.parse_body_arguments(content_type, self.upload_body(), args, self.request.files,
+                                      self.request.headers)
+        for name, values in args.items():
+            self.request.body_arguments.setdefault(name, []).extend(values)
+            self.request.arguments.setdefault(name, []).extend(values)
+        return True
 
 
 # --- typed input: every field is checked before use; a wrong type is a 400 sentence ------------
