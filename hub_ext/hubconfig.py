@@ -51,6 +51,10 @@ class Settings:
     auth: str = "local"  # one of AUTH_MODES
     lti: dict[str, str] = field(default_factory=dict)  # LTI_KEYS: the LMS platform's registration
     min_password_length: int = 8  # local accounts
+    # HTTPS on the hub's public address: certificate and key files (GOLDENHUB_SSL_CERT and
+    # GOLDENHUB_SSL_KEY, else ssl_cert/ssl_key in state/goldenhub.yaml); both or neither.
+    ssl_cert: str = ""
+    ssl_key: str = ""
     # Passed on to the service from the hub's environment (Docker's address, the helper
     # image, the image and dataset rules), as from_env found them.
     service_env: dict[str, str] = field(default_factory=dict)
@@ -92,7 +96,31 @@ class Settings:
         s.lti = {k: str(env.get(f"GOLDENHUB_LTI_{k.upper()}") or lti.get(k) or "") for k in LTI_KEYS}
         s.min_password_length = int(env.get("GOLDENHUB_MIN_PASSWORD_LENGTH") or file.get("min_password_length")
                                     or s.min_password_length)
+        s.ssl_cert = str(env.get("GOLDENHUB_SSL_CERT") or file.get("ssl_cert") or "")
+        s.ssl_key = str(env.get("GOLDENHUB_SSL_KEY") or file.get("ssl_key") or "")
+        check_tls(s)
         return s
+
+
+def check_tls(s: Settings) -> None:
+    """Refuse (ValueError, one sentence) a half or unreadable HTTPS setting, and a bind URL
+    whose scheme does not match it: the hub must never serve plain HTTP where HTTPS was
+    asked for, nor claim https:// without a certificate."""
+    where = f"GOLDENHUB_SSL_CERT/GOLDENHUB_SSL_KEY or ssl_cert/ssl_key in {s.state_dir / SETTINGS_FILE}"
+    if bool(s.ssl_cert) != bool(s.ssl_key):
+        raise ValueError(f"HTTPS needs both a certificate and a key file ({where}); only one is set")
+    for what, name in (("certificate", s.ssl_cert), ("key", s.ssl_key)):
+        if name and not (os.path.isfile(name) and os.access(name, os.R_OK)):
+            problem = "cannot be read by this user" if os.path.isfile(name) else "does not exist"
+            raise ValueError(f"the HTTPS {what} file {name} {problem}; fix the path ({where}) or make one with "
+                             "`goldenhub tls self-signed` for a trial")
+    https = s.bind_url.startswith("https://")
+    if s.ssl_cert and not https:
+        raise ValueError(f"a certificate is set but GOLDENHUB_BIND_URL is {s.bind_url}: "
+                         "use https://ADDRESS:PORT (e.g. https://0.0.0.0:443)")
+    if https and not s.ssl_cert:
+        raise ValueError(f"GOLDENHUB_BIND_URL is {s.bind_url} but no certificate is set ({where}); "
+                         "behind a reverse proxy that ends HTTPS, bind the hub to http://127.0.0.1:PORT")
 
 
 def read_settings_file(state_dir: Path) -> dict:
@@ -160,6 +188,9 @@ def update_hub(c, s: Settings) -> None:
     # The proxy's API stays on loopback: students must never reach it.
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.proxy_api_port}"
     c.JupyterHub.cleanup_servers = False  # a hub restart leaves students' servers running
+    if s.ssl_cert:  # HTTPS on the public address (from_env checked both files are readable)
+        c.JupyterHub.ssl_cert = s.ssl_cert
+        c.JupyterHub.ssl_key = s.ssl_key
 
 
 def update_auth(c, s: Settings) -> None:

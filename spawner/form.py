@@ -30,6 +30,7 @@ FORM = _env.from_string("""
         {{ t.cpu | round(1) }} CPU · {{ mem(t.memory) }} memory
         {%- if t.id in gpus %} · <span class="goldenhub-gpus-free">{{ gpus[t.id][0] }} of {{ gpus[t.id][1] }} GPUs free</span>{% endif %}</small>
       {%- if blocked.get(t.id) %}<br><small class="text-danger goldenhub-unavailable">{{ blocked[t.id] }}</small>{% endif %}
+      {%- if notes.get(t.id) %}<br><small class="text-warning-emphasis goldenhub-framework-note">{{ notes[t.id] }}</small>{% endif %}
     </label>
   </div>
   {%- endfor %}
@@ -40,15 +41,16 @@ FORM = _env.from_string("""
 
 def make_options_form(templates: list[Template], selected: str | None = None,
                       gpus: dict[str, tuple[int, int]] | None = None, blocked: dict[str, str] | None = None,
-                      notice: str = "") -> str:
+                      notice: str = "", notes: dict[str, str] | None = None) -> str:
     """`gpus`: template id → (free, total); `blocked`: template id → why it cannot start now;
-    `notice`: why the student's last server stopped, when they did not stop it."""
+    `notice`: why the student's last server stopped, when they did not stop it; `notes`:
+    template id → what its environment lacks (hub_ext.images.status), shown beside it."""
     blocked = {k: v for k, v in (blocked or {}).items() if v}
     startable = [t.id for t in templates if t.id not in blocked]
     if selected not in startable:
         selected = startable[0] if startable else None
     return FORM.render(templates=templates, selected=selected, mem=format_bytes, gpus=gpus or {}, blocked=blocked,
-                       notice=notice, field=OPTION_TEMPLATE)
+                       notice=notice, notes=notes or {}, field=OPTION_TEMPLATE)
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict:

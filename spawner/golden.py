@@ -20,6 +20,8 @@ from hub_ext.catalog import rules
 from hub_ext.catalog.model import Catalog, CatalogError, Template
 from hub_ext.catalog.store import load_full_catalog
 from hub_ext.homes.markers import reset_in_progress
+from hub_ext.images import status as image_status
+from hub_ext.homes.stop_notes import take_note
 from spawner import container
 from spawner.admission import Admission, QueueTimeout
 from spawner.exits import explain_exit, explain_reset
@@ -113,6 +115,8 @@ class GoldenSpawner(DockerSpawner):
     # One allocator and one admission queue per hub process, shared by all spawners.
     _allocators: dict = {}
     _admissions: dict = {}
+    # Image labels for the picker's framework notes, shared by all spawners of one hub.
+    _image_labels = image_status.LabelCache(ttl_s=30)
 
     @default("options_form")
     def _default_options_form(self):
@@ -152,13 +156,39 @@ class GoldenSpawner(DockerSpawner):
             return f"All {allocator.total} GPUs are in use."
         return ""
 
-    def _render_options_form(self, spawner=None) -> str:
+    async def _render_options_form(self, spawner=None) -> str:
         templates = self.allowed_templates()
         allocator = self.allocator
         gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total)
                 for t in templates if t.gpus and allocator.total}
         blocked = {t.id: self.gpu_availability(t) for t in templates}
-        return make_options_form(templates, self.user_options.get(contract.OPTION_TEMPLATE), gpus, blocked, self.stop_reason)
+        return make_options_form(templates, self.user_options.get(contract.OPTION_TEMPLATE), gpus, blocked,
+                                 self.stop_reason, await self.framework_notes(templates))
+
+    async def framework_notes(self, templates: list[Template]) -> dict[str, str]:
+        """Template id → a note for the student when its image was built without its course's
+        framework (rules: hub_ext.images.status). Labels are read in the executor and kept a
+        little while; an engine that does not answer costs the notes, never the form."""
+        courses = self.load_catalog().courses
+        notes = {}
+        for t in templates:
+            course = courses.get(t.course)
+            try:
+                labels = await self._image_labels.get(t.image, self._read_image_labels)
+            except Exception as e:
+                self.log.warning("Could not read the labels of image %s: %s", t.image, e)
+                continue
+            note = image_status.make_image_status(t.course, t.id, course.framework if course else None,
+                                                  t.image, labels).student_note
+            if note:
+                notes[t.id] = note
+        return notes
+
+    async def _read_image_labels(self, image: str) -> dict | None:
+        try:
+            return image_status.labels_from_inspect(await self.docker("inspect_image", image))
+        except docker.errors.NotFound:
+            return None
 
     def _apply_template_choice(self, user_options: dict) -> None:
         """Accept exactly one option, a template id this user may use; refuse the rest."""
@@ -566,6 +596,10 @@ class GoldenSpawner(DockerSpawner):
                 template = self._start_template or self._find_template(self.template_id)
                 if self._reset_under_way(template):
                     self.stop_reason = explain_reset(self._course_title(template), while_starting=False)
+            # Stopped by an administrator: the service left a note (hub_ext.homes.stop_notes).
+            noted = take_note(paths.state_dir(), self.user.name) if not self.name else ""
+            if noted and not self.stop_reason:
+                self.stop_reason = noted
 
     def _find_template(self, template_id: str) -> Template | None:
         """The template of this id in the catalog now; None if it is gone or the catalog is broken."""

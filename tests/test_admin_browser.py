@@ -45,12 +45,14 @@ def test_admin_edits_a_template_and_the_students_next_server_has_the_new_limit(h
     try:
         page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
         page.click("button:has-text('Disable this template')")
+        page.click("#confirm-yes")  # asked first (confirm.js)
         page.wait_for_selector("#message")
         r = hub.start("edited-student", {"template": "edit-me"})
         assert r.status_code == 400 and "No such environment template" in r.json()["message"]
         page.goto(f"{hub.url}/services/goldenhub/admin/templates/edit-me")
         page.fill("input[name=confirm]", "edit-me")
         page.click("button:has-text('Delete')")
+        page.click("#confirm-yes")  # asked first (confirm.js)
         page.wait_for_selector("#message")
         assert "Template edit-me deleted" in page.inner_text("#message")
     finally:
@@ -70,6 +72,7 @@ def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser
         assert "nothing is deleted" in page.inner_text("body")
         page.fill("input[name=confirm]", "lab")
         page.click("button:has-text('Reset my environment')")
+        page.click("#confirm-yes")  # asked first (confirm.js)
         result = page.inner_text("#result")
         assert "home moved to backup" in result
         ARTIFACTS.mkdir(exist_ok=True)
@@ -87,6 +90,7 @@ def test_student_self_reset_then_admin_restores_from_the_admin_page(hub, browser
         page.screenshot(path=str(ARTIFACTS / "admin-page.png"), full_page=True)
         row = page.locator(f"tr.backup[data-volume='{backup}']")  # listed for the admin
         row.locator("button:has-text('Restore')").click()
+        page.click("#confirm-yes")  # asked first (confirm.js)
         page.wait_for_selector("#message")
         assert f"restored {backup}" in page.inner_text("#message")
     finally:

@@ -123,6 +123,7 @@ def test_with_local_accounts_a_roster_account_logs_in_and_the_course_page_resets
         assert "never logged in" not in admin.inner_text("#people tr.person[data-user='r9l-mei']")
 
         admin.click("#people tr.person[data-user='r9l-mei'] button:has-text('Reset password')")
+        admin.click("#confirm-yes")  # asked first (confirm.js)
         admin.wait_for_selector("#message")
         answer = admin.inner_text("#message")
         print(answer)

@@ -1,4 +1,5 @@
-"""`goldenhub courses ...`: check course definitions before the hub loads them."""
+"""`goldenhub courses ...`: check course definitions before the hub loads them (validate), and
+whether the images on this host hold the frameworks the courses ask for (status)."""
 
 import argparse
 import sys
@@ -31,6 +32,61 @@ def validate(args: argparse.Namespace) -> int:
     return 0
 
 
+STATUS_TIMEOUT_S = 60
+STATUS_EPILOG = """exit status: 0 when every image is ok (or cannot be checked: not built by goldenhub);
+1 when an image is missing or built without its course's framework; 2 when the catalog has
+errors or the Docker engine does not answer."""
+
+
+def status(args: argparse.Namespace) -> int:
+    """A table of every template's image: framework asked, framework built, what it means."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hub_ext.catalog.store import load_full_catalog
+    from hub_ext.hubconfig import Settings
+    from hub_ext.images import build as images_build
+    from hub_ext.images import plan as images
+    from hub_ext.images import status as image_status
+
+    directory = Path(args.directory) if args.directory else paths.courses_dir()
+    try:
+        db_url = Settings.from_env().db_url
+    except ValueError as e:  # a database URL file that cannot be read: the course files alone
+        print(f"Templates made on the admin page are left out: {e}", file=sys.stderr)
+        db_url = None
+    try:
+        try:
+            catalog = load_full_catalog(directory, db_url)
+        except SQLAlchemyError as e:
+            print(f"Templates made on the admin page are left out: the database cannot be read "
+                  f"({type(e).__name__})", file=sys.stderr)
+            catalog = load_full_catalog(directory, None)
+        api = images_build.make_client(STATUS_TIMEOUT_S)
+        rows = image_status.check_courses(catalog.courses.values(), lambda ref: image_status.read_labels(api, ref))
+    except CatalogError as e:
+        print(f"{len(e.problems)} problem(s) in {directory}; run goldenhub courses validate:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except images.ImagesError as e:
+        print(f"goldenhub courses status: {e}", file=sys.stderr)
+        return 2
+    table = [("COURSE", "TEMPLATE", "IMAGE", "ASKED", "BUILT", "STATUS")] + [
+        (r.course, r.template, r.image, r.asked or "-", r.built or "-", r.sentence) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[5])
+    degraded = [r for r in rows if r.degraded]
+    if degraded:
+        count = len({r.course for r in degraded})
+        print(f"{count} course{'' if count == 1 else 's'} cannot give students what the course file asks for: "
+              f"{', '.join(dict.fromkeys(r.course for r in degraded))}", file=sys.stderr)
+        return 1
+    print(f"Every image of {len(rows)} template{'' if len(rows) == 1 else 's'} is as its course asks, "
+          "or not built by goldenhub.")
+    return 0
+
+
 def _dataset_problem(source: str) -> list[str]:
     try:
         rules.resolve_dataset(source, (), (str(paths.state_dir()),))
@@ -45,3 +101,10 @@ def add_parser(commands) -> None:
     check = sub.add_parser("validate", help="check course YAML files; exits non-zero on any problem")
     check.add_argument("directory", nargs="?", help="directory of course YAML files (default: courses/)")
     check.set_defaults(run=validate)
+    show = sub.add_parser(
+        "status", help="whether each course's image holds its framework; exits 1 if one is missing or substituted",
+        description="For every template: its image on this host, the framework its course asks for and the one "
+                    "the image was built on (from the image's goldenhub labels), and what that means.",
+        epilog=STATUS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("directory", nargs="?", help="directory of course YAML files (default: courses/)")
+    show.set_defaults(run=status)

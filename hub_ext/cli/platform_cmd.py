@@ -5,18 +5,25 @@ no GOLDENHUB_AUTH) writes state/goldenhub.yaml (0600) with `auth: demo`, so a fi
 no accounts; the file says how to switch to local accounts or the LMS. Every later start
 keeps what the file says. A hub started without `goldenhub up` (`jupyterhub -f
 jupyterhub_config.py`) and no file uses local accounts (Settings' default).
+
+Rule for what `up` prints: the URL and the login information come LAST, in a box, after all
+build and prepare output (in the foreground, right before the hub's own log; with --detach,
+once the hub answers). One hub per state directory: `up` refuses while its hub runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
 
 from hub_ext import paths, samples
+from hub_ext.cli import ops_cmd
 from hub_ext.catalog.model import CatalogError, load_catalog
 from hub_ext.credentials import ensure_secrets
 from hub_ext.hubconfig import SETTINGS_FILE, Settings
@@ -25,14 +32,19 @@ from spawner.network import ensure_network
 
 def prepare(s: Settings) -> str:
     """Everything the hub needs before it starts; returns the student network's gateway."""
+    # GOLDENHUB_GIT_PORT moves the sample git server (the sample courses' repo URLs name the
+    # default port, so only a second platform on one machine, or a test, sets it).
+    port = os.environ.get("GOLDENHUB_GIT_PORT") or str(samples.GIT_PORT)
+    if not (port.isdigit() and len(port) < 6 and 0 < int(port) < 65536):
+        sys.exit(f"GOLDENHUB_GIT_PORT is {port[:20]!r}: it must be a port number (1-65535)")
     client = docker.from_env()
     gateway = ensure_network(client, s.network)
     for name in samples.ensure_courseware_repos():
         print(f"created sample courseware repository {name}.git")
     for name in samples.ensure_datasets():
         print(f"installed sample dataset file(s) {samples.DATASETS_DIR / name}")
-    if samples.ensure_git_daemon(["127.0.0.1", gateway]):
-        print(f"git server for sample courseware listening on {gateway}:{samples.GIT_PORT}")
+    if samples.ensure_git_daemon(["127.0.0.1", gateway], port=int(port)):
+        print(f"git server for sample courseware listening on {gateway}:{port}")
     try:
         catalog = load_catalog(s.courses_dir)
     except CatalogError as e:
@@ -64,6 +76,9 @@ auth: demo
 #   client_id: goldenhub
 #   authorize_url: https://lms.example.edu/mod/lti/auth.php
 #   jwks_url: https://lms.example.edu/mod/lti/certs.php
+# HTTPS (with GOLDENHUB_BIND_URL=https://0.0.0.0:443; `goldenhub tls self-signed` makes a trial pair):
+# ssl_cert: /etc/goldenhub/tls/goldenhub.crt
+# ssl_key: /etc/goldenhub/tls/goldenhub.key
 """
 
 
@@ -101,23 +116,79 @@ def login_help(s: Settings, secrets: dict[str, str]) -> str:
             f"the tool's configuration is at {s.bind_url}/hub/lti13/config\n{admin}")
 
 
+UP_WAIT = 120.0  # seconds `up --detach` waits for the hub to answer
+
+
+def box(lines: list[str]) -> str:
+    """The lines framed, so that the URL and passwords stand out from the output above."""
+    width = max(len(line) for line in lines)
+    return "\n".join(["+" + "-" * (width + 2) + "+", *(f"| {line.ljust(width)} |" for line in lines),
+                      "+" + "-" * (width + 2) + "+"])
+
+
+def login_box(s: Settings, secrets: dict[str, str], verb: str) -> str:
+    head = f"goldenhub {verb} at {s.bind_url} (login: {s.auth})"
+    return box([head, *login_help(s, secrets).splitlines()])
+
+
+def start_detached(s: Settings, command: list[str]) -> tuple[int | None, str]:
+    """Start the hub in a new session, its output appended to <state>/jupyterhub.log; wait
+    (bounded) until it answers. Returns (pid, "") or (None, a sentence with the log's end)."""
+    log_path = s.state_dir / "jupyterhub.log"
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    start = os.lseek(fd, 0, os.SEEK_END)
+    with os.fdopen(fd, "ab") as log:
+        hub = subprocess.Popen(command, cwd=s.state_dir, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = ops_cmd.local_url(s.bind_url)
+    deadline = time.monotonic() + UP_WAIT
+    while time.monotonic() < deadline:
+        if hub.poll() is not None:
+            return None, f"the hub exited (code {hub.returncode}) while starting.\n{log_tail(log_path, start)}"
+        if ops_cmd.answers(f"{url}/hub/api", timeout=2):
+            while time.monotonic() < deadline and not ops_cmd.answers(f"{url}/services/goldenhub/api/health", 2):
+                time.sleep(0.5)  # the hub answers first; its service follows
+            return hub.pid, ""
+        time.sleep(0.5)
+    return None, (f"the hub (pid {hub.pid}) did not answer at {s.bind_url} within {UP_WAIT:.0f} s; it is left "
+                  f"running (`goldenhub status`, `goldenhub down`).\n{log_tail(log_path, start)}")
+
+
+def log_tail(path: Path, start: int, lines: int = 20) -> str:
+    with path.open("rb") as f:
+        f.seek(start)
+        tail = f.read().decode(errors="replace").splitlines()[-lines:]
+    return f"Last lines of {path}:\n" + "\n".join(f"  {line}" for line in tail)
+
+
 def up(args: argparse.Namespace) -> int:
     created = ensure_first_run_settings(paths.state_dir())
     try:
         s = Settings.from_env()
     except ValueError as e:
         sys.exit(f"goldenhub up: {e}")
+    running = ops_cmd.running_hub(s.state_dir)
+    if running:
+        sys.exit(f"goldenhub up: a hub of {s.state_dir} already runs (pid {running}) at {s.bind_url}; "
+                 "`goldenhub status` shows it, `goldenhub down` stops it.")
     prepare(s)
     secrets = ensure_secrets(s.state_dir)
     if created:
         print(f"first run: wrote {s.state_dir / SETTINGS_FILE} choosing demo mode (it says how to switch)")
-    print(f"""
-goldenhub is starting at {s.bind_url} (login: {s.auth})
-{login_help(s, secrets)}
-""", flush=True)
     config = str(paths.REPO_ROOT / "jupyterhub_config.py")
-    os.chdir(s.state_dir)
     jupyterhub = os.path.join(os.path.dirname(sys.executable), "jupyterhub")
+    if args.detach:
+        print("starting the hub in the background ...", flush=True)
+        pid, problem = start_detached(s, [jupyterhub, "-f", config])
+        if pid is None:
+            print(f"goldenhub up: {problem}", file=sys.stderr)
+            return 1
+        print(f"goldenhub runs in the background (pid {pid}); log: {s.state_dir / 'jupyterhub.log'}; "
+              "`goldenhub status` shows it, `goldenhub down` stops it.")
+        print(login_box(s, secrets, "is running"), flush=True)
+        return 0
+    print(login_box(s, secrets, "is starting"), flush=True)
+    os.chdir(s.state_dir)
     os.execv(jupyterhub, [jupyterhub, "-f", config])
     return 0
 
@@ -129,6 +200,8 @@ def prepare_only(args: argparse.Namespace) -> int:
 
 def add_parser(commands) -> None:
     p = commands.add_parser("up", help="start the platform (hub, proxy, sample courseware server)")
+    p.add_argument("--detach", action="store_true",
+                   help="run the hub in the background (log: <state>/jupyterhub.log); return once it answers")
     p.set_defaults(run=up)
     p = commands.add_parser("prepare", help="create the network, sample repos, datasets and git server; do not start the hub")
     p.set_defaults(run=prepare_only)

@@ -12,10 +12,13 @@ import asyncio
 import yaml
 from tornado import web
 from tornado.escape import url_escape
+from tornado.log import app_log
 
 from hub_ext import contract
 from hub_ext.branding import store as branding
 from hub_ext.catalog import store
+from hub_ext.images import status as image_status
+from hub_ext.homes.stop_notes import stop_with_reason
 from hub_ext.paths import state_dir
 from hub_ext.service.authz import Action, refusal
 from hub_ext.service.base import int_value
@@ -32,6 +35,21 @@ class AdminHandler(PageHandler):
 
     def back(self, message: str, anchor: str = "") -> None:
         self.redirect(f"{self.settings['prefix']}admin?message={url_escape(message)}{anchor}")
+
+
+def _framework_marks(client, courses) -> dict[str, list]:
+    """Course id → the statuses of its images that are missing or lack its framework
+    (hub_ext.images.status); none when the engine does not answer (logged)."""
+    try:
+        found = image_status.check_courses(courses, lambda ref: image_status.read_labels(client.api, ref))
+    except Exception as e:
+        app_log.warning("Could not check the course images' frameworks: %s", e)
+        return {}
+    marks: dict[str, list] = {}
+    for s in found:
+        if s.degraded:
+            marks.setdefault(s.course, []).append(s)
+    return marks
 
 
 def _image_version(client, container_name: str) -> str:
@@ -77,7 +95,8 @@ class AdminPage(AdminHandler):
             manageable = {b.volume for b in await rules.only_allowed(Action.MANAGE_BACKUP, backups,
                                                                     lambda b: (b.user, b.course))}
         audit = await asyncio.to_thread(self.recent_audit) if rules.may_now(Action.READ_AUDIT) else None
-        self.render_page("admin.html", courses=courses, rows=rows, catalog=catalog, audit=audit,
+        marks = await asyncio.to_thread(_framework_marks, self.ctx.docker, courses.values())
+        self.render_page("admin.html", courses=courses, rows=rows, catalog=catalog, audit=audit, marks=marks,
                          backups=backups, manageable=manageable,
                          message=self.get_argument("message", ""),
                          can={"reset": bool(courses),
@@ -118,7 +137,7 @@ class AdminActionPage(AdminHandler):
         if action == "stop":
             user = self.get_body_argument("user")
             await authorize_reset(self, [user], course)
-            await self.ctx.hub.stop_server(user)
+            await stop_with_reason(self.ctx.hub, state_dir(), user)
             await asyncio.to_thread(self.ctx.audit, self.username, "stop", user, course, "ok")
             return self.back(f"Stopped {user}'s server")
         if action == "reset":

@@ -92,6 +92,8 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         (prefix + r"api/health", HealthHandler),
         (prefix + r"api/openapi.json", OpenAPIHandler),
         (prefix + r"oauth_callback", HubOAuthCallbackHandler),
+        # the pages' scripts (the CSP allows script-src 'self' only: no inline scripts)
+        (prefix + r"static/(.+)", web.StaticFileHandler, {"path": str(Path(__file__).with_name("static"))}),
         *resets_api.handlers(prefix),
         *enrolment_api.handlers(prefix),
         *accounts_api.handlers(prefix),

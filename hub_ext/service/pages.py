@@ -8,8 +8,11 @@ import asyncio
 
 from tornado import web
 
+from hub_ext import contract
 from hub_ext.service.authz import Action
 from hub_ext.service.base import BaseHandler, error_message
+
+MAX_REASON = 1000  # characters of a stop reason shown; the spawner's sentences are far shorter
 
 
 class PageHandler(BaseHandler):
@@ -33,9 +36,20 @@ class HomePage(PageHandler):
         groups = set(model.get("groups", []))
         catalog = await asyncio.to_thread(self.ctx.catalog)
         courses = {t.course for t in catalog.templates_for(groups)}
+        server = model.get("servers", {}).get("")
         self.render_page("home.html", courses=[catalog.courses[c] for c in sorted(courses)],
-                         server=model.get("servers", {}).get(""),
+                         server=server, stop_reason=stop_reason(server),
                          backups=await asyncio.to_thread(self.ctx.homes.backups, user=self.username))
+
+
+def stop_reason(server: dict | None) -> str:
+    """Why the student's stopped server stopped, as the spawner keeps it in its state
+    (contract.STATE_STOP_REASON; the service may read server state): shown until the next
+    start, which clears it. Nothing while the server runs or starts."""
+    if not server or server.get("ready") or server.get("pending"):
+        return ""
+    reason = (server.get("state") or {}).get(contract.STATE_STOP_REASON, "")
+    return reason[:MAX_REASON] if isinstance(reason, str) else ""
 
 
 class ResetPage(PageHandler):
