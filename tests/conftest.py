@@ -131,7 +131,7 @@ def local_hub(tmp_path_factory, sample_services):
     """A hub with local accounts (auth: local) and the sample courses, shared by the tests
     of first-use passwords, password resets and roster-made accounts."""
     tmp = tmp_path_factory.mktemp("local")
-    with hub_running(tmp / "state", copy_courses(tmp / "courses"), HUB_PORT + 40, f"{PREFIX}l",
+    with hub_running(tmp / "state", copy_courses(tmp / "courses"), HUB_PORT + 100, f"{PREFIX}l",
                      env={"GOLDENHUB_AUTH": "local"}) as hub:
         yield hub
 
