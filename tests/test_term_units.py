@@ -141,3 +141,31 @@ def test_the_command_needs_the_typed_course_id(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "every student's home in t9a moves to a dated backup" in err
     assert "Not confirmed (got 't9b'); nothing changed" in err
+
+
+async def test_a_server_the_close_stops_itself_is_told_why(tmp_path):
+    """A course server with no home to move is stopped by the close; its student reads the
+    term's sentence (the spawner takes the note while the hub stops the server)."""
+    from types import SimpleNamespace
+
+    from hub_ext.homes.stop_notes import take_note
+
+    told = {}
+
+    class Hub:
+        async def stop_server(self, user, server="", timeout=120, start_grace=0):
+            told[(user, server)] = take_note(tmp_path, user)  # what the spawner's stop() reads
+            return True
+
+    close = term.TermClose(homes=SimpleNamespace(hub=Hub(), state_dir=tmp_path), db=None, actor="admin",
+                           course="intro-python")
+
+    async def servers(templates):
+        return [("ann", ""), ("bob", "extra")]
+
+    close.course_servers_now = servers
+    assert await close.stop_remaining({"intro-python-cpu"}) == {("ann", ""), ("bob", "extra")}
+    assert told[("ann", "")] == ("The term of intro-python was closed; your files are kept in a backup that an "
+                                 "administrator can restore.")
+    assert told[("bob", "extra")] == ""  # a named server keeps no note (the spawner reads none)
+    assert not list((tmp_path / "stop-notes").glob("*"))  # no note outlives its stop

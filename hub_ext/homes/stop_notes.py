@@ -71,11 +71,11 @@ def take_note(state_dir: Path, user: str) -> str:
     return reason
 
 
-async def stop_with_reason(hub, state_dir: Path, user: str, reason: str = "") -> bool:
+async def stop_with_reason(hub, state_dir: Path, user: str, reason: str = "", start_grace: float = 0) -> bool:
     """Stop the user's default server through the hub, noting why for the spawner (default:
     an administrator stopped it, now); the note goes when the stop returns, told or not."""
     await asyncio.to_thread(write_note, state_dir, user, reason or admin_stop_reason(utcnow()))
     try:
-        return await hub.stop_server(user)
+        return await hub.stop_server(user, start_grace=start_grace)
     finally:
         await asyncio.to_thread(remove_note, state_dir, user)

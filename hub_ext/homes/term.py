@@ -43,6 +43,7 @@ from hub_ext.accounts import records
 from hub_ext.homes.owner import Owner
 from hub_ext.homes.recipe import RESET_CONCURRENCY, Homes
 from hub_ext.homes.resets import Backup, ResetError, ensure_helper_image, list_backups
+from hub_ext.homes.stop_notes import stop_with_reason
 from hub_ext.hubclient import HubAPIError
 
 log = logging.getLogger("goldenhub.service")
@@ -333,9 +334,15 @@ class TermClose:
     async def stop_remaining(self, templates: set[str]) -> set[tuple[str, str]]:
         """Stop the course's servers that had no home to move (so nothing stopped them yet)."""
         stopped = set()
+        reason = (f"The term of {self.course} was closed; your files are kept in a backup that an "
+                  "administrator can restore.")
         for user, name in await self.course_servers_now(templates):
             try:
-                if await self.hub.stop_server(user, name, start_grace=10):
+                if name:
+                    done = await self.hub.stop_server(user, name, start_grace=10)
+                else:  # the student reads why at their next page load (hub_ext.homes.stop_notes)
+                    done = await stop_with_reason(self.hub, self.homes.state_dir, user, reason, start_grace=10)
+                if done:
                     stopped.add((user, name))
             except HubAPIError as e:
                 self.fail(user, f"server {name or '(default)'} did not stop: {e}")
