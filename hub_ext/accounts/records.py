@@ -2,7 +2,10 @@
 changes enrolment: a roster import (the service), an LMS launch (the hub) and a term close.
 
 Rule: access is hub group membership (contract.course_group / staff_group); the caller
-changes the groups, then records here what changed, in one transaction with its audit entry.
+changes the groups and records here what changed, each row in one transaction with its audit
+entry. A roster import changes the groups first (a re-import completes the rows); an LMS
+launch records first and changes the groups only once the row is stored, so a failed write
+grants no access.
 """
 
 from __future__ import annotations
