@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub_ext import contract, paths
+from hub_ext import contract, i18n, paths
 from hub_ext.credentials import ensure_secrets, write_private
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
@@ -51,6 +51,9 @@ class Settings:
     auth: str = "local"  # one of AUTH_MODES
     lti: dict[str, str] = field(default_factory=dict)  # LTI_KEYS: the LMS platform's registration
     min_password_length: int = 8  # local accounts
+    # The platform's default language (GOLDENHUB_LANGUAGE, else `language:` in
+    # state/goldenhub.yaml): en or zh_CN. A browser's own choice or Accept-Language wins.
+    language: str = "en"
     # HTTPS on the hub's public address: certificate and key files (GOLDENHUB_SSL_CERT and
     # GOLDENHUB_SSL_KEY, else ssl_cert/ssl_key in state/goldenhub.yaml); both or neither.
     ssl_cert: str = ""
@@ -96,6 +99,11 @@ class Settings:
         s.lti = {k: str(env.get(f"GOLDENHUB_LTI_{k.upper()}") or lti.get(k) or "") for k in LTI_KEYS}
         s.min_password_length = int(env.get("GOLDENHUB_MIN_PASSWORD_LENGTH") or file.get("min_password_length")
                                     or s.min_password_length)
+        s.language = str(env.get("GOLDENHUB_LANGUAGE") or file.get("language") or s.language)
+        if i18n.normalize(s.language) is None:
+            raise ValueError(f"language is {s.language!r} (GOLDENHUB_LANGUAGE or {s.state_dir / SETTINGS_FILE}); "
+                             f"allowed: {', '.join(i18n.LANGUAGES)}")
+        s.language = i18n.normalize(s.language)
         s.ssl_cert = str(env.get("GOLDENHUB_SSL_CERT") or file.get("ssl_cert") or "")
         s.ssl_key = str(env.get("GOLDENHUB_SSL_KEY") or file.get("ssl_key") or "")
         check_tls(s)
@@ -275,6 +283,7 @@ def update_service(c, s: Settings) -> None:
         "GOLDENHUB_COURSES_DIR": str(s.courses_dir),
         "GOLDENHUB_PREFIX": s.name_prefix,
         "GOLDENHUB_AUTH": s.auth,
+        "GOLDENHUB_LANGUAGE": s.language,
     }
     if s.db_url_file:  # by file: never the URL itself, which may hold a password
         env["GOLDENHUB_DB_URL_FILE"] = str(s.db_url_file)
