@@ -14,6 +14,9 @@ import stat
 from typing import Any
 from urllib.parse import urlsplit
 
+from hub_ext import i18n
+from hub_ext.i18n.text import LocalText
+
 MAX_GPUS = 16
 MAX_CPUS = 256
 MIN_MEMORY = 128 * 2**20
@@ -48,18 +51,35 @@ def identifier(value: Any) -> str:
     return value
 
 
-def title(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 100:
-        raise RuleError(f"got {_given(value)}; allowed: non-empty text of at most 100 characters")
+def _one_text(value: Any, limit: int, required: bool) -> str:
+    if not isinstance(value, str) or len(value) > limit or (required and not value.strip()):
+        raise RuleError(f"got {_given(value)}; allowed: {'non-empty ' if required else ''}text of at most "
+                        f"{limit} characters, or one per language: {{en: ..., zh_CN: ...}}")
     return value.strip()
+
+
+def _local_text(value: Any, limit: int, required: bool) -> str:
+    """Text, or a mapping language -> text (en required; languages: hub_ext.i18n.LANGUAGES)
+    that pages show in the viewer's language (hub_ext.i18n.text.LocalText)."""
+    if not isinstance(value, dict):
+        return _one_text(value, limit, required)
+    unknown = sorted(str(k) for k in value if k not in i18n.LANGUAGES)
+    if unknown or "en" not in value:
+        raise RuleError(f"got the languages {', '.join(map(str, value)) or 'none'}; allowed: "
+                        f"{', '.join(i18n.LANGUAGES)}, with en always given (e.g. {{en: Intro to Python, "
+                        f"zh_CN: Python 入门}})")
+    texts = {lang: _one_text(v, limit, required) for lang, v in value.items()}
+    return LocalText(texts["en"], {k: v for k, v in texts.items() if k != "en" and v})
+
+
+def title(value: Any) -> str:
+    return _local_text(value, 100, required=True)
 
 
 def text(value: Any) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > 2000:
-        raise RuleError(f"got {_given(value)}; allowed: text of at most 2000 characters")
-    return value.strip()
+    return _local_text(value, 2000, required=False)
 
 
 # repository[:tag][@digest], with an optional registry host[:port]/ in front.
