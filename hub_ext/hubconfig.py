@@ -262,6 +262,27 @@ def update_branding(c, s: Settings) -> None:
     c.JupyterHub.template_vars.update({"goldenhub_branding": template_versions(s.state_dir)})
 
 
+def update_i18n(c, s: Settings) -> None:
+    """The hub's pages in the visitor's language (hub_ext.i18n.hub): the per-request language
+    transform, gettext in the hub's templates, the nav bar's Course admin link, the default."""
+    from hub_ext.i18n.hub import course_admin_var, make_transforms
+
+    i18n.set_default(s.language)
+    hub = c.JupyterHub
+    options = dict(hub.jinja_environment_options) if "jinja_environment_options" in hub else {}
+    extensions = list(options.get("extensions", []))
+    for extension in ("hub_ext.i18n.jinja.GoldenhubI18n", "hub_ext.i18n.hub.HubFilters"):
+        if extension not in extensions:
+            extensions.append(extension)
+    options["extensions"] = extensions
+    c.JupyterHub.jinja_environment_options = options
+    settings = dict(hub.tornado_settings) if "tornado_settings" in hub else {}
+    settings["transforms"] = make_transforms(settings)
+    c.JupyterHub.tornado_settings = settings
+    c.JupyterHub.template_vars.update({"goldenhub_course_admin": course_admin_var,
+                                       "goldenhub_default_language": s.language})
+
+
 GOLDENHUB_SCOPES = {
     "custom:goldenhub:templates": {"description": "Create, edit and roll back environment templates."},
     "custom:goldenhub:reset": {"description": "Reset students' environments and manage their backups; "
@@ -315,6 +336,7 @@ def apply_all(c, s: Settings) -> Settings:
     update_auth(c, s)
     update_spawner(c, s)
     update_branding(c, s)
+    update_i18n(c, s)
     update_service(c, s)
     return s
 

@@ -1,42 +1,23 @@
-"""The options form: the environment templates this student may start."""
+"""The options form: the environment templates this student may start, in the language of
+the request that shows it."""
 
 from __future__ import annotations
 
-from jinja2 import Environment
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader
 
 from hub_ext.catalog.model import Template
-from hub_ext.catalog.rules import format_bytes
 from hub_ext.contract import OPTION_TEMPLATE
+from hub_ext.i18n.format import size_text
+from hub_ext.i18n.jinja import GoldenhubI18n
 
-_env = Environment(autoescape=True)
+# The form is part of the hub's spawn page: rendered in the request's language (the hub sets
+# it per request, hub_ext.i18n.hub), memory in the one size style ("4 GiB").
+_env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True,
+                   extensions=[GoldenhubI18n])
 
-FORM = _env.from_string("""
-{%- if notice %}
-<p class="alert alert-warning goldenhub-notice">{{ notice }}</p>
-{%- endif %}
-{%- if not templates %}
-<p class="alert alert-warning">No environment is available to you yet. Ask your instructor to add you to a course.</p>
-{%- else %}
-<div class="goldenhub-templates">
-  <p>Pick the course environment to start:</p>
-  {%- for t in templates %}
-  <div class="form-check mb-2">
-    <input class="form-check-input" type="radio" name="{{ field }}" id="template-{{ t.id }}"
-           value="{{ t.id }}"{% if t.id == selected %} checked{% endif %}{% if blocked.get(t.id) %} disabled{% endif %}>
-    <label class="form-check-label" for="template-{{ t.id }}">
-      <strong>{{ t.title }}</strong> <span class="text-muted">({{ t.course }})</span><br>
-      <small>{{ t.description }}</small><br>
-      <small class="text-muted">{{ t.gpus }} GPU{{ '' if t.gpus == 1 else 's' }} ·
-        {{ t.cpu | round(1) }} CPU · {{ mem(t.memory) }} memory
-        {%- if t.id in gpus %} · <span class="goldenhub-gpus-free">{{ gpus[t.id][0] }} of {{ gpus[t.id][1] }} GPUs free</span>{% endif %}</small>
-      {%- if blocked.get(t.id) %}<br><small class="text-danger goldenhub-unavailable">{{ blocked[t.id] }}</small>{% endif %}
-      {%- if notes.get(t.id) %}<br><small class="text-warning-emphasis goldenhub-framework-note">{{ notes[t.id] }}</small>{% endif %}
-    </label>
-  </div>
-  {%- endfor %}
-</div>
-{%- endif %}
-""")
+FORM = _env.get_template("options_form.html")
 
 
 def make_options_form(templates: list[Template], selected: str | None = None,
@@ -49,7 +30,7 @@ def make_options_form(templates: list[Template], selected: str | None = None,
     startable = [t.id for t in templates if t.id not in blocked]
     if selected not in startable:
         selected = startable[0] if startable else None
-    return FORM.render(templates=templates, selected=selected, mem=format_bytes, gpus=gpus or {}, blocked=blocked,
+    return FORM.render(templates=templates, selected=selected, mem=size_text, gpus=gpus or {}, blocked=blocked,
                        notice=notice, notes=notes or {}, field=OPTION_TEMPLATE)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 
 import docker.errors
@@ -22,9 +23,10 @@ from hub_ext.catalog.store import load_full_catalog
 from hub_ext.homes.markers import reset_in_progress
 from hub_ext.images import status as image_status
 from hub_ext.homes.stop_notes import take_note
+from hub_ext.i18n import _, ngettext
 from spawner import container
 from spawner.admission import Admission, QueueTimeout
-from spawner.exits import explain_exit, explain_reset
+from spawner.exits import explain_exit, explain_no_gpu, explain_reset, listing, local, start_refusal
 from spawner.form import make_options_form, options_from_form
 from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared, rebuild_from_containers
 from spawner.images import ImageUnavailable, pull_with_progress
@@ -137,7 +139,8 @@ class GoldenSpawner(DockerSpawner):
             return load_full_catalog(self.courses_dir, self.catalog_db_url or None, tuple(self.courseware_schemes))
         except CatalogError as e:
             self.log.error("Course catalog %s has errors:\n%s", self.courses_dir, e)
-            raise web.HTTPError(503, "The course catalog has errors; an administrator has been told.")
+            raise start_refusal(503, _("The course catalog has errors, so no environment can start right now; "
+                                       "an administrator has been told. Try again later."))
 
     def allowed_templates(self) -> list[Template]:
         groups = {g.name for g in self.user.groups}
@@ -149,11 +152,12 @@ class GoldenSpawner(DockerSpawner):
             return ""
         allocator = self.allocator
         if allocator.total == 0:
-            return "This server has no GPUs."
+            return _("This server has no GPU.")
         if template.gpus > allocator.total:
-            return f"Needs {template.gpus} GPUs; this server has {allocator.total}."
+            return _("Needs %(needed)d GPUs; this server has only %(total)d.", needed=template.gpus,
+                     total=allocator.total)
         if allocator.free_count(template.gpu_sharing) < template.gpus:
-            return f"All {allocator.total} GPUs are in use."
+            return ngettext("The only GPU is in use.", "All %(num)d GPUs are in use.", allocator.total)
         return ""
 
     async def _render_options_form(self, spawner=None) -> str:
@@ -193,18 +197,18 @@ class GoldenSpawner(DockerSpawner):
     def _apply_template_choice(self, user_options: dict) -> None:
         """Accept exactly one option, a template id this user may use; refuse the rest."""
         allowed = self.allowed_templates()
-        choices = ", ".join(t.id for t in allowed) or "none (ask your instructor)"
+        choices = listing([t.id for t in allowed]) or _("none (ask your instructor)")
         extra = sorted(set(user_options) - {contract.OPTION_TEMPLATE})
         if extra:
-            raise web.HTTPError(
-                400, f"Only an environment template may be chosen, not {', '.join(extra)}. Templates: {choices}"
-            )
+            raise start_refusal(400, _("Only an environment template may be chosen, not %(options)s. Templates: "
+                                       "%(choices)s", options=", ".join(extra)[:200], choices=choices))
         wanted = user_options.get(contract.OPTION_TEMPLATE)
         if not wanted and len(allowed) == 1:
             wanted = allowed[0].id
         match = [t for t in allowed if t.id == wanted]
         if not isinstance(wanted, str) or not match:
-            raise web.HTTPError(400, f"No such environment template: {wanted!r}. Options include: {choices}")
+            raise start_refusal(400, _("No such environment template: %(wanted)s. Options include: %(choices)s",
+                                       wanted=repr(wanted)[:80], choices=choices))
         template = match[0]
         self.template_id = template.id
         self.image = template.image
@@ -214,7 +218,8 @@ class GoldenSpawner(DockerSpawner):
     def template(self) -> Template:
         template = self.load_catalog().templates.get(self.template_id)
         if template is None:
-            raise web.HTTPError(400, f"The environment template {self.template_id!r} no longer exists.")
+            raise start_refusal(400, _("The environment %(template)s no longer exists; choose another one on "
+                                       "the start page.", template=self.template_id))
         return template
 
     # --- shared hub-wide state --------------------------------------------------------
@@ -300,8 +305,8 @@ class GoldenSpawner(DockerSpawner):
     async def ensure_home_volume(self, template: Template) -> str:
         volume = self.home_volume_for(template.course)
         if reset_in_progress(paths.state_dir(), volume):  # a crashed reset's marker does not count
-            raise StartFailed(f"Your {template.course} environment is being reset right now; "
-                              "start it again in a minute.")
+            raise StartFailed(_("Your %(course)s environment is being reset right now; start it again in a "
+                                "minute.", course=local(self._course_title(template))))
         labels = {contract.LABEL_USER: self.user.name, contract.LABEL_COURSE: template.course}
         try:
             await self.docker("inspect_volume", volume)
@@ -316,32 +321,24 @@ class GoldenSpawner(DockerSpawner):
         try:
             self.gpu_ids = self.allocator.allocate(self.owner, template.gpus, template.gpu_sharing)
         except NoFreeGPU as e:
-            course = self.load_catalog().courses[template.course].title
-            others = [t.title for t in self.allowed_templates() if not t.gpus]
-            instead = f" or start the CPU environment: {', '.join(others)}" if others else ""
-            if e.total == 0:
-                reason = f"{course} needs a GPU and this server has none"
-            elif template.gpus > e.total:
-                reason = f"{course} needs {template.gpus} GPUs and this server has {e.total}"
-            else:
-                which = "The only GPU" if e.total == 1 else f"All {e.total} GPUs"
-                verb = "is" if e.total == 1 else "are"
-                reason = f"{which} for {course} {verb} in use ({e.free} free, {template.gpus} needed)"
-                if e.waiting:
-                    reason += f"; {e.waiting} other student{'s are' if e.waiting > 1 else ' is'} waiting too"
-            raise web.HTTPError(503, f"{reason}. Try again later{instead}.") from None
+            catalog = self.load_catalog()
+            course = catalog.courses[template.course]
+            instead = [t.title for t in self.allowed_templates() if not t.gpus and t.course == template.course]
+            raise start_refusal(503, explain_no_gpu(template.title, course.title, template.gpus, e.total, e.free,
+                                                    e.waiting, instead)) from None
 
     async def start(self):
         # Resolved once per start: every later step uses this same template.
         template = self._start_template = self.template
         self._progress = ProgressLog()
         if self.stop_reason:  # told once: on the start page, then here
-            self._progress.emit(f"Last time: {self.stop_reason}", 1)
+            self._progress.emit(_("Last time: %(reason)s", reason=self.stop_reason), 1)
             self.stop_reason = ""
         try:
             self.take_gpus(template)
             if self.gpu_ids:
-                self._progress.emit(f"GPU {', '.join(self.gpu_ids)} assigned to you", 5)
+                self._progress.emit(ngettext("GPU %(ids)s assigned to you", "GPUs %(ids)s assigned to you",
+                                             len(self.gpu_ids), ids=", ".join(self.gpu_ids)), 5)
             await self._wait_for_slot()
             try:
                 return await self._start_admitted(template)
@@ -355,9 +352,13 @@ class GoldenSpawner(DockerSpawner):
                 self.stop_reason = explain_reset(self._course_title(template), while_starting=True)
                 self._progress.emit(self.stop_reason, 100, failed=True)
                 if not isinstance(e, asyncio.CancelledError):
-                    raise web.HTTPError(409, self.stop_reason) from None
+                    raise start_refusal(409, self.stop_reason) from None
             if isinstance(e, StartFailed):
-                raise web.HTTPError(500, str(e)) from None
+                raise start_refusal(500, str(e)) from None
+            if isinstance(e, Exception) and not isinstance(e, web.HTTPError):
+                # Docker's or another library's text is for the hub log, never for the student.
+                self.log.error("Start of %s failed: %r", self._log_name, e)
+                raise start_refusal(500, _explain_docker_error(e, template)) from None
             raise
         finally:
             self._progress.finish()
@@ -403,9 +404,11 @@ class GoldenSpawner(DockerSpawner):
         try:
             waiter.result()
         except QueueTimeout:
-            raise StartFailed(
-                f"The server is busy starting other students' environments and yours waited "
-                f"{self.queue_timeout:.0f} seconds; please try again.") from None
+            raise StartFailed(ngettext(
+                "The server is busy starting other students' environments and yours waited %(num)d second; "
+                "please try again.",
+                "The server is busy starting other students' environments and yours waited %(num)d seconds; "
+                "please try again.", int(self.queue_timeout))) from None
 
     async def _start_admitted(self, template: Template):
         started = time.monotonic()
@@ -423,13 +426,18 @@ class GoldenSpawner(DockerSpawner):
             raise
         except ImageUnavailable as e:
             self.log.error("Image %s for template %s is not on this host and is never pulled: "
-                           "it names no registry", image, self.template_id)
-            raise StartFailed(str(e)) from None
+                           "it names no registry (%s)", image, self.template_id, e)
+            raise StartFailed(self._image_missing()) from None
         except Exception as e:
             self.log.error("Image %s for template %s could not be found or pulled: %s", image, self.template_id, e)
-            raise StartFailed(
-                f"The course image {image} is not available on this server and could not be pulled; "
-                "an administrator must build or publish it (goldenhub images build).") from None
+            raise StartFailed(self._image_missing()) from None
+
+    def _image_missing(self) -> str:
+        """The student's sentence for a course image that is not here (the hub log names it;
+        an administrator builds or publishes it with `goldenhub images build`)."""
+        template = self._start_template
+        return _("The %(template)s environment is not ready on this server yet; an administrator has been "
+                 "told. Try again later.", template=local(template.title) if template else self.template_id)
 
     async def create_object(self):
         from hub_ext.catalog.store import DatasetUnavailable, Policy, resolve_datasets
@@ -440,8 +448,14 @@ class GoldenSpawner(DockerSpawner):
             template = self._start_template = await asyncio.to_thread(
                 resolve_datasets, self._start_template, Policy.from_env())
         except DatasetUnavailable as e:
-            self.log.error("Start of %s refused: %s", self._log_name, e.detail)
-            raise StartFailed(str(e)) from None
+            self.log.error("Start of %s refused: %s (%s)", self._log_name, e.detail, e)
+            # the detail starts "dataset <name>" (hub_ext.catalog.store); the student gets the name only
+            name = next((d.name for d in self._start_template.datasets
+                         if re.match(rf"dataset {re.escape(d.name)}\b", e.detail)), "")
+            raise StartFailed(_("The dataset %(name)s is not available on this server right now; an administrator "
+                                "has been told. Try again later.", name=name) if name else
+                              _("A dataset of this course is not available on this server right now; an "
+                                "administrator has been told. Try again later.")) from None
         ctx = container.ServerContext(
             user=self.user.name,
             server=self.name,
@@ -463,6 +477,7 @@ class GoldenSpawner(DockerSpawner):
         try:
             return await self.docker("create_container", **args)
         except Exception as e:
+            self.log.error("Docker could not create the container of %s: %s", self._log_name, e)
             raise StartFailed(_explain_docker_error(e, template)) from None
 
     def get_env(self):
@@ -475,6 +490,7 @@ class GoldenSpawner(DockerSpawner):
         try:
             await super().start_object()
         except Exception as e:
+            self.log.error("Docker could not start the container of %s: %s", self._log_name, e)
             raise StartFailed(_explain_docker_error(e, self._start_template)) from None
 
     async def get_url(self):
@@ -510,9 +526,16 @@ class GoldenSpawner(DockerSpawner):
             if self._reset_under_way(self._start_template):
                 raise StartFailed(explain_reset(self._course_title(self._start_template), True))
             if await self.poll() is not None:
-                raise StartFailed(f"Your environment stopped while starting: {await self._last_log_line()}")
+                self.log.error("Server %s stopped while starting; its last log line: %s", self._log_name,
+                               await self._last_log_line())
+                raise StartFailed(_("Your environment stopped while it was starting; your files are kept. Start "
+                                    "it again, and if this happens again, tell your instructor."))
             if time.monotonic() - started > self.http_timeout:
-                raise StartFailed(f"Your environment did not answer within {self.http_timeout} seconds of starting.")
+                raise StartFailed(ngettext(
+                    "Your environment did not answer within %(num)d second of starting; your files are kept. "
+                    "Start it again.",
+                    "Your environment did not answer within %(num)d seconds of starting; your files are kept. "
+                    "Start it again.", int(self.http_timeout)))
             await asyncio.sleep(0.2)
 
     async def _relay_container_messages(self, seen: int) -> int:
@@ -524,7 +547,7 @@ class GoldenSpawner(DockerSpawner):
         for line in lines[seen:]:
             text = line.removeprefix("goldenhub: ")
             if text.startswith("warning: "):
-                self._progress.emit("Warning: " + text.removeprefix("warning: "), 80, warning=True)
+                self._progress.emit(_("Warning: %(text)s", text=text.removeprefix("warning: ")), 80, warning=True)
             else:
                 self._progress.emit(text[:1].upper() + text[1:], 80)
         return len(lines)
@@ -644,11 +667,15 @@ class GoldenSpawner(DockerSpawner):
 
 
 def _explain_docker_error(error: Exception, template: Template) -> str:
-    """One sentence for the student; the full error goes to the hub log."""
+    """One sentence for the student, with no server path or Docker text in it; the full
+    error goes to the hub log (the caller logs it)."""
     text = str(getattr(error, "explanation", "") or error)
     for d in template.datasets:
         if d.source in text:
-            return f"The dataset {d.name} is missing on this server ({d.source}); an administrator has been told."
+            return _("The dataset %(name)s is missing on this server; an administrator has been told. "
+                     "Try again later.", name=d.name)
     if "nvidia" in text.lower() or "device driver" in text.lower():
-        return "The GPU driver on this server could not give your environment its GPU; an administrator has been told."
-    return f"Your environment could not be created: {text.splitlines()[0][:200] if text else 'unknown error'}."
+        return _("The GPU driver on this server could not give your environment its GPU; an administrator "
+                 "has been told.")
+    return _("Your environment could not be created on this server; an administrator has been told. "
+             "Try again later, and if this happens again, tell your instructor.")

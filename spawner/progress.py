@@ -1,8 +1,20 @@
-"""Progress events of one start, and Docker pull progress as a percentage."""
+"""Progress events of one start, and Docker pull progress as a percentage.
+
+Language rule: start() emits a message either already translated (`_()` in the language of
+the request that started the server) or as a catalog msgid (STEPS); stream() translates
+each message in the language of the page that watches the progress (the hub sets it per
+request, hub_ext.i18n.hub), so a msgid is shown in the watcher's language and a translated
+sentence stays as it is.
+"""
 
 from __future__ import annotations
 
 import asyncio
+
+from hub_ext.i18n import N_, translate
+
+# The steps of every start (spawner/golden.py emits them as they are).
+STEPS = (N_("Starting your environment"), N_("Container started"), N_("Jupyter server is up"))
 
 
 class ProgressLog:
@@ -28,7 +40,8 @@ class ProgressLog:
         sent = 0
         while True:
             while sent < len(self.events):
-                yield self.events[sent]
+                event = self.events[sent]
+                yield {**event, "message": translate(event["message"])}
                 sent += 1
             if self.finished:
                 return

@@ -568,3 +568,35 @@ def browser_login(browser, hub: Hub, name: str, password: str):
     page.click("input[type=submit], button[type=submit]")
     page.wait_for_load_state()
     return page
+
+
+def png_pixels(data: bytes) -> list[list[tuple[int, ...]]]:
+    """Rows of pixel tuples of an 8-bit, non-interlaced RGB or RGBA PNG (what Chromium's
+    screenshots are), for tests that look at what a page painted."""
+    pos, chunks = 8, {}
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunks.setdefault(kind, []).append(data[pos + 8:pos + 8 + length])
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"][0])
+    assert depth == 8 and colour in (2, 6) and not interlace, "only 8-bit RGB/RGBA, not interlaced"
+    bpp = 3 if colour == 2 else 4
+    raw, stride, rows, prev = zlib.decompress(b"".join(chunks[b"IDAT"])), width * bpp, [], bytes(width * bpp)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a, b = line[i - bpp] if i >= bpp else 0, prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        prev = bytes(line)
+        rows.append([tuple(line[x * bpp:(x + 1) * bpp]) for x in range(width)])
+    return rows

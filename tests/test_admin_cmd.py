@@ -35,7 +35,7 @@ def test_list_reset_restore_and_delete_from_the_terminal(hub, admin):
 
     listed = cli(hub, "servers", "list", token=admin)
     assert listed.returncode == 0, listed.stderr
-    assert line_of(listed.stdout, STUDENT)[:5] == [STUDENT, "ready", "lab-cpu", "lab", "-"]
+    assert line_of(listed.stdout, STUDENT)[:5] == [STUDENT, "running", "lab-cpu", "lab", "-"]
     other_course = cli(hub, "servers", "list", "--course", "intro-python", token=admin)
     assert STUDENT not in other_course.stdout
     logs = cli(hub, "servers", "logs", STUDENT, "--tail", "5", token=None)

@@ -138,7 +138,7 @@ def test_a_link_swapped_after_validation_is_refused_at_start(root):
     runtime = replace(template, runtime=True)
     with pytest.raises(store.DatasetUnavailable) as refused:
         store.resolve_datasets(runtime, policy_for(root))
-    assert str(refused.value) == "The dataset data is not available; an administrator has been told."
+    assert str(refused.value) == "The dataset data is not available on this server right now; an administrator has been told."
     assert "which resolves to /etc" in refused.value.detail
     # Course files are the admin's own (no roots), but /etc stays refused for them too.
     with pytest.raises(store.DatasetUnavailable):
@@ -279,7 +279,7 @@ def test_a_dataset_link_swapped_to_etc_after_validation_is_refused_at_start(rule
     link.symlink_to("/etc")
     response, events = rules_hub.spawn_with_progress("swapper", {"template": "att-swap"})
     message = response.json().get("message", "") if response.status_code >= 400 else events[-1]["message"]
-    assert "The dataset data is not available; an administrator has been told." in message, events
+    assert "The dataset data is not available on this server right now; an administrator has been told." in message, events
     assert "Traceback" not in message and "/etc" not in message
     assert rules_hub.server("swapper") is None
     mounts_etc = [c.name for c in docker.from_env().containers.list(all=True, filters={"name": OWN_PREFIX})

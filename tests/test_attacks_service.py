@@ -254,7 +254,7 @@ def test_templates_are_read_only_by_those_who_may_start_them(hub, world):
     assert "atk-tpl" not in [t["id"] for t in listed] and "sec-cpu" not in [t["id"] for t in listed]
     assert "lab-cpu" in [t["id"] for t in listed]
     r = outsider.call("GET", "/templates/atk-tpl")
-    assert r.status_code == 404 and r.json()["message"] == "No such template: atk-tpl"
+    assert r.status_code == 404 and r.json()["message"] == "There is no template atk-tpl."
 
     mine = {t["id"]: t for t in member.call("GET", "/templates").json()["templates"]}
     shown = member.call("GET", "/templates/atk-tpl").json()
@@ -299,7 +299,7 @@ def test_credentials_stored_before_the_rule_are_masked_everywhere(hub, world):
     ("PATCH", "templates/atk-tpl", {"template": {"memory": "1G"}, "comment": [1]}, '"comment" must be a string'),
     ("POST", "templates/atk-tpl/rollback", {"revision": "abc"}, '"revision" must be a whole number'),
     ("POST", "templates/atk-tpl/rollback", {"revision": True}, '"revision" must be a whole number'),
-    ("GET", "no/such/endpoint", None, "No such API endpoint"),
+    ("GET", "no/such/endpoint", None, "There is no API endpoint"),
 ])
 def test_malformed_input_gets_a_sentence_not_a_500(world, method, path, body, expected):
     r = world["admin"].call(method, "/" + path, **({"json": body} if body is not None else {}))
@@ -310,7 +310,7 @@ def test_malformed_input_gets_a_sentence_not_a_500(world, method, path, body, ex
 def test_admin_pages_answer_malformed_input_with_a_sentence(world):
     admin = world["browsers"]["admin"]
     r = admin.send("GET", "admin/reset-all?course=nope")
-    assert r.status_code == 404 and "No such course: nope" in r.text and "Traceback" not in r.text
+    assert r.status_code == 404 and "There is no course nope" in r.text and "Traceback" not in r.text
     r = admin.send("POST", "admin/templates/atk-tpl", data={"rollback": "abc", "_xsrf": admin.xsrf})
     assert r.status_code == 400 and "must be a whole number" in r.text
 

@@ -210,10 +210,10 @@ def test_login_page_and_jupyterlab_show_the_uploaded_logo_and_favicon(hub, brows
         page.click("input[type=submit], button[type=submit]")
         page.wait_for_url("**/user/branding-student/lab**", timeout=240_000)
         page.locator(".jp-DirListing-content").get_by_text("intro-python", exact=True).wait_for(timeout=120_000)
-        main_logo = page.locator("#jp-MainLogo")
+        main_logo = page.locator("#jp-MainLogo > svg")  # the stock logo's box (tests/test_lab_look.py)
         background = main_logo.evaluate("e => getComputedStyle(e).backgroundImage")
         assert base64.b64encode(logo).decode() in background
-        assert main_logo.evaluate("e => getComputedStyle(e.querySelector('svg')).visibility") == "hidden"
+        assert main_logo.evaluate("e => getComputedStyle(e.firstElementChild).visibility") == "hidden"
         for href in page.locator("link.favicon").evaluate_all("links => links.map(l => l.href)"):
             assert page.request.get(href).body() == favicon, href
         page.screenshot(path=str(ARTIFACTS / "branding-jupyterlab.png"))

@@ -8,14 +8,13 @@ next start."""
 import json
 import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import docker
 import pytest
-from jinja2 import Environment, FileSystemLoader
 
 from hub_ext import contract
 from hub_ext.homes import stop_notes
+from hub_ext.service import templating
 from tests.helpers import browser_login as login
 from tests.helpers import volume_exists, volume_files
 
@@ -65,7 +64,7 @@ def test_admin_stop_asks_first_and_the_student_is_told_why(hub, browser):
         assert hub.server(user)["ready"]  # Cancel stopped nothing
 
         dialog = ask(admin, row, "Stop")
-        assert f"Stopped {user}'s server" in confirm(admin, dialog)
+        assert f"{user}'s server was stopped" in confirm(admin, dialog)
         assert hub.server(user) is None
     finally:
         admin.context.close()
@@ -119,7 +118,7 @@ def test_reset_restore_and_delete_ask_first_and_cancel_changes_nothing(hub, brow
         assert hub.exec(user, "cat ~/notes.txt") == (0, "week 3 notes\n")
 
         dialog = ask(admin, row, "Reset")
-        assert "Reset 1 of 1 in lab" in confirm(admin, dialog)
+        assert "1 of 1 home of lab was reset" in confirm(admin, dialog)
         assert hub.server(user) is None and not volume_exists(client, home)
     finally:
         admin.context.close()
@@ -231,11 +230,11 @@ def test_the_admin_stop_reason_names_the_time_in_utc():
 
 
 def test_the_confirmation_sentence_is_escaped_text_in_an_attribute():
-    templates = Environment(loader=FileSystemLoader(
-        Path(__file__).parents[1] / "hub_ext" / "service" / "templates"), autoescape=True)
+    templates = templating.make_environment()  # the service's pages, in the hub's page
     hostile = 'x"><script>alert(1)</script>'
+    values = templating.page_values(username="admin", scopes=(), service_prefix="/p/", xsrf_token="", nonce="n")
     html = templates.get_template("admin.html").render(
-        prefix="/p/", courses={"lab": type("C", (), {"title": "Lab", "templates": []})()},
+        values, courses={"lab": type("C", (), {"title": "Lab", "templates": []})()},
         rows={"lab": [{"name": hostile, "status": "running", "template": "", "gpus": "", "image": "",
                        "last_activity": ""}]},
         can={"reset": True}, backups=[], manageable=set(), audit=None, catalog=None, xsrf_form_html="",

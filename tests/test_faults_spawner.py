@@ -300,7 +300,7 @@ def test_a_server_out_of_memory_says_so_and_releases_its_gpu(fault):
         wait_for(lambda: hub.server("m-ann") is None, 120, "the hub noticing the out-of-memory server")
         assert free_gpus_text(hub, "m-watcher") == "2 of 2 GPUs free"
         html = hub.options_form("m-ann")
-        assert "Your Fault lab environment stopped because it ran out of memory (its limit is 512M). " \
+        assert "Your Fault lab environment stopped because it ran out of memory (its limit is 512 MiB). " \
                "Your files are kept: start it again, and use less memory." in html, out
         assert container_of("m-ann") is None
     finally:
@@ -345,8 +345,8 @@ def test_a_missing_course_image_is_refused_not_pulled(fault):
     messages = [e["message"] for e in events]
     assert not any(m.startswith("Pulling image") for m in messages), messages  # Docker Hub never asked
     message = response.json().get("message", "") if response.status_code >= 400 else messages[-1]
-    assert ("The course image goldenhub/not-built-here:1 is not available on this server; an administrator "
-            "must build it with goldenhub images build.") in message, messages
+    assert "environment is not ready on this server yet; an administrator has been told." in message, messages
+    assert "goldenhub/not-built-here" not in message  # the image's name is for the hub log
     assert hub.server("i-ann") is None and container_of("i-ann") is None
 
 

@@ -74,7 +74,7 @@ def test_servers_list_shows_a_server_beyond_the_first_page(paging_hub, students)
     listed = goldenhub("servers", "list", env={"GOLDENHUB_HUB_URL": paging_hub.url, "JUPYTERHUB_API_TOKEN": admin})
     assert listed.returncode == 0, listed.stderr
     assert [line.split()[:3] for line in listed.stdout.splitlines() if line.startswith(last)] == \
-        [[last, "ready", "intro-python-cpu"]]
+        [[last, "running", "intro-python-cpu"]]
 
 
 def test_servers_stop_goes_through_the_same_client(paging_hub, students):

@@ -154,7 +154,7 @@ def test_a_name_differing_only_by_case_from_a_hub_user_is_refused(hub, admin):
 def test_unknown_course_is_404_naming_the_courses(hub, admin):
     r = ServiceClient(hub, admin).call("POST", "/courses/no-such-course/roster", data=b"username\nx\n")
     print(r.text)
-    assert r.status_code == 404 and "No such course: 'no-such-course'" in r.json()["message"]
+    assert r.status_code == 404 and "There is no course 'no-such-course'" in r.json()["message"]
     assert "lab" in r.json()["message"] and "intro-python" in r.json()["message"]
 
 
@@ -211,7 +211,7 @@ def test_an_oversized_upload_is_refused_with_the_limit(hub, admin):
                                        data=b"username\n" + b"x" * (3 * 2**20), headers={"Content-Type": "text/csv"})
     print(r.text)
     assert r.status_code == 413
-    assert "a roster may be at most 2 MB (5000 people): split it into several files" in r.json()["message"]
+    assert "a roster may be at most 2 MiB (5000 people): split it into several files" in r.json()["message"]
 
 
 def test_the_people_list_shows_a_running_server_and_its_activity(hub, admin):

@@ -107,7 +107,7 @@ def test_bad_files_are_refused_with_a_sentence(data, words):
 
 def test_size_and_row_limits_are_refused_with_the_limit():
     big = b"username\n" + b"a" * (MAX_BYTES + 1)
-    assert problems_of(big) == [f"The file is 2.0 MB; a roster may be at most 2 MB ({MAX_ROWS} people): "
+    assert problems_of(big) == [f"The file is larger than 2 MiB, the most a roster may be ({MAX_ROWS} people): "
                                 "split it into several files"]
     many = "username\n" + "".join(f"s{i}\n" for i in range(MAX_ROWS + 1))
     assert problems_of(many.encode()) == [f"The file has more than {MAX_ROWS} people; a roster may have at most "

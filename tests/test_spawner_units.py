@@ -293,7 +293,7 @@ def test_pull_percent_is_by_bytes_of_all_layers(layers, percent):
 
 def test_a_server_that_died_is_explained_in_one_sentence():
     oom = explain_exit({"OOMKilled": True, "ExitCode": 137}, "Test lab", 512 * 2**20)
-    assert oom == ("Your Test lab environment stopped because it ran out of memory (its limit is 512M). "
+    assert oom == ("Your Test lab environment stopped because it ran out of memory (its limit is 512 MiB). "
                    "Your files are kept: start it again, and use less memory.")
     assert "stopped from outside (killed)" in explain_exit({"OOMKilled": False, "ExitCode": 137}, "Lab")
     assert "(exit code 3)" in explain_exit({"ExitCode": 3}, "Lab")

@@ -99,7 +99,7 @@ def test_refused_or_unconfirmed_closes_change_nothing(term_hub, course_a):
         r = admin.call("POST", "/courses/t9a/term-close", json=body)
         assert r.status_code == 400 and sentence in r.json()["message"], (body, r.text)
     r = admin.call("POST", "/courses/no-such/term-close", json={"confirm": "no-such"})
-    assert r.status_code == 404 and "No such course: no-such" in r.json()["message"]
+    assert r.status_code == 404 and "There is no course no-such" in r.json()["message"]
     instructor = ServiceClient(hub, user_token(hub, "i1"))
     r = instructor.call("POST", "/courses/t9b/term-close", json={"confirm": "t9b"})
     assert r.status_code == 403 and "You may not close the term of t9b" in r.json()["message"]
@@ -165,7 +165,7 @@ def test_instructor_closes_the_term_every_home_is_backed_up_exported_and_student
     audit = ServiceClient(hub, user_token(hub, "admin")).call("GET", "/audit").json()["entries"]
     close = [e for e in audit if e["action"] == "term-close" and e["user"] == ""]
     assert close and close[0]["actor"] == "i1" and close[0]["result"] == "ok"
-    assert "3 home(s) moved to backups, 1 server(s) stopped, 2 student(s) unenrolled" in close[0]["detail"]
+    assert "3 homes moved to backups, 1 server stopped, 2 students unenrolled" in close[0]["detail"]
     unenrolled = {e["user"] for e in audit if e["action"] == "unenrol" and e["detail"] == "term closed"}
     assert unenrolled == {"s1", "s2"}
     # s1 may no longer start t9a (an enrolled-only course): the sentence lists what they may start.
@@ -194,7 +194,7 @@ def test_the_command_line_closes_a_term_and_exports_into_a_directory(term_hub, c
     out = tmp_path / "archive"
     done = goldenhub("term", "close", "t9b", "--export", str(out), "--yes", env=env)
     assert done.returncode == 0, done.stderr
-    assert "Term of t9b closed: 1 home(s) moved to backups, 0 server(s) stopped, 1 student(s) unenrolled" in done.stdout
+    assert "Term of t9b closed: 1 home moved to a backup, 0 servers stopped, 1 student unenrolled" in done.stdout
     [folder] = list(out.iterdir())
     assert folder.name.startswith("t9b-") and stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert f"exported s9: {folder / 's9.tar'}" in done.stdout

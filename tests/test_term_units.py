@@ -83,11 +83,11 @@ def test_recorded_homes_are_this_deployments_homes_of_the_course_only():
 def test_summary_says_what_happened_and_every_problem():
     result = {"course": "t9a", "homes_backed_up": 3, "servers_stopped": 1, "students_unenrolled": 4, "staff_kept": 1,
               "export_dir": "/s/exports/t9a-x", "exported": 3, "failures": []}
-    assert term.summary(result) == ("Term of t9a closed: 3 home(s) moved to backups, 1 server(s) stopped, "
-                                    "4 student(s) unenrolled, 1 staff kept; 3 tar(s) exported to /s/exports/t9a-x")
+    assert term.summary(result) == ("Term of t9a closed: 3 homes moved to backups, 1 server stopped, "
+                                    "4 students unenrolled, 1 staff member kept; 3 tar files exported to /s/exports/t9a-x")
     result["failures"] = [{"user": "bob", "message": "the home is in use"}]
     line = term.summary(result)
-    assert "1 problem(s), nothing was deleted: bob: the home is in use" in line
+    assert "1 problem, nothing was deleted: bob: the home is in use" in line
     assert line.endswith("Close the term again to retry")
 
 

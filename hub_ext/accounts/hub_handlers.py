@@ -22,6 +22,8 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import new_token
 from tornado import web
 
+from hub_ext.i18n import _
+
 ACCOUNTS_SCOPE = "custom:goldenhub:accounts"
 RESET_PATH = r"/api/goldenhub/password-reset/([^/]+)"  # under the hub prefix: /hub/api/...
 
@@ -66,15 +68,15 @@ class PasswordResetAPIHandler(APIHandler):
     async def _reset(self, name: str):
         user = self.find_user(name)
         if user is None:
-            raise web.HTTPError(404, f"No such user: {name}")
+            raise web.HTTPError(404, "%s", _("There is no user %(user)s.", user=name[:80]))
         if user.admin or user.name in self.authenticator.admin_users:
-            raise web.HTTPError(403, f"{user.name} is an administrator: an admin's password is not reset here "
-                                     "(whoever may reset passwords would get an admin account). The admin "
-                                     "changes it at /hub/auth/change-password.")
+            raise web.HTTPError(403, "%s", _("%(user)s is an administrator: an admin's password is not reset here "
+                                             "(whoever may reset passwords would get an admin account). The admin "
+                                             "changes it at /hub/auth/change-password.", user=user.name))
         forget = getattr(self.authenticator, "forget_password", None)
         if forget is None:
-            raise web.HTTPError(409, "This hub does not use local accounts (GOLDENHUB_AUTH is not local): "
-                                     "passwords are kept by the login provider, not by the hub.")
+            raise web.HTTPError(409, "%s", _("This hub does not use local accounts (GOLDENHUB_AUTH is not local): "
+                                             "passwords are kept by the login provider, not by the hub."))
         had_password = await forget(user.name)
         user.orm_user.cookie_id = new_token()  # every hub login cookie of theirs stops working
         revoked = 0

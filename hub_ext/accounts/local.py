@@ -44,6 +44,8 @@ from firstuseauthenticator.firstuseauthenticator import CustomLoginHandler
 from jupyterhub.handlers.login import LoginHandler
 from traitlets import Dict, Integer, default
 
+from hub_ext.i18n import N_, _, ngettext
+
 PASSWORD_FILE = "passwords.dbm"  # in the state directory (dbm.dumb adds .dat/.dir/.bak)
 MAX_PASSWORD_BYTES = 72  # bcrypt hashes at most 72 bytes; bcrypt 5 refuses longer ones
 MAX_USERNAME_CHARS = 255  # JupyterHub's own column size
@@ -53,17 +55,22 @@ TEMPLATES_DIR = Path(__file__).with_name("templates")
 
 
 def too_short(minimum: int, first_use: bool = True) -> str:
-    why = "this account has no password yet, so the one you enter becomes its password. " if first_use else ""
-    return f"Password too short: {why}Choose one of at least {minimum} characters."
+    if first_use:
+        return ngettext("Password too short: this account has no password yet, so the one you enter becomes its "
+                        "password. Choose one of at least %(num)d character.",
+                        "Password too short: this account has no password yet, so the one you enter becomes its "
+                        "password. Choose one of at least %(num)d characters.", minimum)
+    return ngettext("Password too short: Choose one of at least %(num)d character.",
+                    "Password too short: Choose one of at least %(num)d characters.", minimum)
 
 
-OLD_PASSWORD = ("That is this account's password from before the administrator's reset: choose a different "
-                "one. (The reset was made so that the old password stops working.)")
+OLD_PASSWORD = N_("That is this account's password from before the administrator's reset: choose a different "
+                  "one. (The reset was made so that the old password stops working.)")
 
 
 def too_long() -> str:
-    return (f"Password too long: at most {MAX_PASSWORD_BYTES} bytes (about {MAX_PASSWORD_BYTES} letters without "
-            "accents). Choose a shorter one.")
+    return _("Password too long: at most %(bytes)d bytes (about %(bytes)d letters without accents). Choose a "
+             "shorter one.", bytes=MAX_PASSWORD_BYTES)
 
 
 def password_problem(password: str, minimum: int, first_use: bool = True) -> str | None:
@@ -133,9 +140,11 @@ class LoginThrottle:
     def message(self, name: str, until: float) -> str:
         minutes = max(1, round((until - self.clock()) / 60))
         at = datetime.fromtimestamp(until, timezone.utc).strftime("%H:%M")
-        return (f"Too many failed logins for {name}: this account is locked until {at} UTC "
-                f"(about {minutes} minute{'s' if minutes != 1 else ''}). Try again then, or ask an "
-                "administrator to reset your password.")
+        return ngettext("Too many failed logins for %(name)s: this account is locked until %(at)s UTC (about "
+                        "%(num)d minute). Try again then, or ask an administrator to reset your password.",
+                        "Too many failed logins for %(name)s: this account is locked until %(at)s UTC (about "
+                        "%(num)d minutes). Try again then, or ask an administrator to reset your password.",
+                        minutes, name=name, at=at)
 
 
 class GoldenLoginHandler(CustomLoginHandler):
@@ -241,7 +250,7 @@ class GoldenLocalAuthenticator(FirstUseAuthenticator):
                 return self._refuse(handler, problem)
             retired = await self.stored_hash(RETIRED + name)
             if retired is not None and await asyncio.to_thread(password_matches, password, retired):
-                return self._refuse(handler, OLD_PASSWORD)
+                return self._refuse(handler, _(OLD_PASSWORD))
             hashed = await asyncio.to_thread(hash_password, password)
             if not await self.store_hash(name, hashed, only_if_missing=True):
                 # someone set it a moment ago: this login must match the stored one
@@ -280,14 +289,14 @@ class GoldenLocalAuthenticator(FirstUseAuthenticator):
             until = self.throttle.failed(name)
             if until is not None:
                 return False, self.throttle.message(name, until)
-            return False, "Your current password is not right; nothing changed. Type it again."
+            return False, _("Your current password is not right; nothing changed. Type it again.")
         problem = password_problem(new, self.min_password_length, first_use=False)
         if problem:
-            return False, problem + " Nothing changed."
+            return False, _("%(problem)s Nothing changed.", problem=problem)
         await self.store_hash(name, await asyncio.to_thread(hash_password, new))
         self.throttle.clear(name)
         self.log.info("%s changed their password", name)
-        return True, "Your password has been changed. Use the new one from your next login on."
+        return True, _("Your password has been changed. Use the new one from your next login on.")
 
     def reset_password(self, username, new_password):
         raise RuntimeError("GoldenLocalAuthenticator changes passwords with change_password (async, in a thread)")

@@ -32,6 +32,8 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from hub_ext import contract
+from hub_ext.i18n import _
+from hub_ext.i18n.format import size_text
 
 MAX_BYTES = 2 * 2**20
 MAX_ROWS = 5000
@@ -145,8 +147,8 @@ def check_username(value: str) -> str | None:
 def parse_roster(data: bytes) -> Roster:
     """The people of a roster file, validated; RosterError with every problem otherwise."""
     if len(data) > MAX_BYTES:
-        raise RosterError([f"The file is {len(data) / 2**20:.1f} MB; a roster may be at most "
-                           f"{MAX_BYTES // 2**20} MB ({MAX_ROWS} people): split it into several files"])
+        raise RosterError([_("The file is larger than %(limit)s, the most a roster may be (%(rows)d people): split "
+                             "it into several files", limit=size_text(MAX_BYTES), rows=MAX_ROWS)])
     text, encoding = decode(data)
     if not text.strip():
         raise RosterError([f"The file is empty: its first line names the columns ({ALLOWED_COLUMNS}), "

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 from hub_ext import paths
+from hub_ext.i18n import _
 from hub_ext.catalog import rules
 from hub_ext.catalog.model import Catalog, CatalogError, Course, Template, load_catalog, parse_template
 from hub_ext.service.db import TemplateRecord, TemplateRevision, utcnow
@@ -172,20 +173,53 @@ def _diff(old: dict | None, new: dict) -> str:
         "before", "after"))
 
 
+def file_label(source: str) -> str:
+    """A course file as people read it: its name, never the server's path to it."""
+    return Path(source).name if source else ""
+
+
 def _validate(data: Any, course: str, policy: Policy, tid: str | None = None) -> Template:
+    """The template, or StoreError listing every problem at once: the field rules' and the
+    policy's (image prefix, dataset roots) for every field that passed its rule."""
     if not isinstance(data, dict):
-        raise StoreError(400, "\"template\" must be an object of template fields")
+        raise StoreError(400, _("\"template\" must be an object of template fields"))
     if tid is not None and data.get("id", tid) != tid:
-        raise StoreError(400, f"A template's id cannot change (this is {tid}); create a new template instead")
+        raise StoreError(400, _("A template's id cannot change (this is %(id)s); create a new template instead",
+                                id=tid))
     data = {**data, "id": tid} if tid else data
     try:
         template = parse_template(data, "template", course, policy.git_schemes)
+        problems = policy.problems(template)
     except CatalogError as e:
-        raise StoreError(400, "The template is not valid: " + "; ".join(e.problems), e.problems) from None
-    problems = policy.problems(template)
+        problems = e.problems + _policy_problems_of_valid_fields(data, policy)
+        raise StoreError(400, "The template is not valid: " + "; ".join(problems), problems) from None
     if problems:
         raise StoreError(400, "The template is not allowed here: " + "; ".join(problems), problems)
     return template
+
+
+def _policy_problems_of_valid_fields(data: dict, policy: Policy) -> list[str]:
+    """Policy problems of the fields that passed their own rules, when others did not."""
+    found = []
+    try:
+        image = rules.image_name(data.get("image"))
+        if not image.startswith(policy.image_prefixes):
+            found.append(f"template.image: {image!r} is not from an allowed registry or prefix; "
+                         f"allowed: {', '.join(policy.image_prefixes)}")
+    except rules.RuleError:
+        pass
+    datasets = data.get("datasets")
+    for i, d in enumerate(datasets if isinstance(datasets, list) else []):
+        source = d.get("source") if isinstance(d, dict) else None
+        try:
+            rules.dataset_source(source)
+        except rules.RuleError:
+            continue  # the field rule has said so already
+        try:
+            rules.resolve_dataset(source, policy.dataset_roots, policy.private_dirs)
+        except rules.RuleError as e:
+            found.append(f"template.datasets[{i}].source: {e}")
+    return found
 
 
 def _add_revision(session: Session, record: TemplateRecord, data: dict, author: str, comment: str,
@@ -202,15 +236,20 @@ def create(session: Session, files: Catalog, course: str, course_title: str, dat
            policy: Policy, comment: str = "") -> TemplateRecord:
     try:
         course = rules.identifier(course)
-    except rules.RuleError as e:
-        raise StoreError(400, f"course: {e}") from None
+    except rules.RuleError as e:  # said together with the template's own problems
+        wrong_course = f"course: {e}"
+        try:
+            _validate(data, "course", policy)
+        except StoreError as bad:
+            raise StoreError(400, f"{wrong_course}; {bad}", [wrong_course, *bad.problems]) from None
+        raise StoreError(400, wrong_course, [wrong_course]) from None
     template = _validate(data, course, policy)
     if template.id in files.templates:
-        raise StoreError(409, f"Template {template.id} is managed by file {files.templates[template.id].source}; "
-                              "edit that file, or choose another id")
+        raise StoreError(409, _("Template %(id)s is managed by file %(file)s; edit that file, or choose another id",
+                                id=template.id, file=file_label(files.templates[template.id].source)))
     existing = session.get(TemplateRecord, template.id)
     if existing is not None and not existing.deleted:
-        raise StoreError(409, f"Template {template.id} already exists; edit it instead")
+        raise StoreError(409, _("Template %(id)s already exists; edit it instead", id=template.id))
     if existing is None:
         existing = TemplateRecord(id=template.id, course=course, course_title=course_title or course, current=0)
         session.add(existing)
@@ -225,9 +264,9 @@ def get(session: Session, files: Catalog, tid: str) -> TemplateRecord:
     record = session.get(TemplateRecord, tid)
     if record is None or record.deleted:
         if tid in files.templates:
-            raise StoreError(409, f"Template {tid} is managed by file {files.templates[tid].source}; "
-                                  "it is read-only here: edit that file")
-        raise StoreError(404, f"No such template: {tid}")
+            raise StoreError(409, _("Template %(id)s is managed by file %(file)s; it is read-only here: edit that file",
+                                    id=tid, file=file_label(files.templates[tid].source)))
+        raise StoreError(404, _("There is no template %(id)s.", id=tid))
     return record
 
 
@@ -236,15 +275,18 @@ def current_data(session: Session, record: TemplateRecord) -> dict:
 
 
 def update(session: Session, files: Catalog, tid: str, changes: Any, author: str, policy: Policy,
-           comment: str = "") -> TemplateRecord:
+           comment: str = "", replace_all: bool = False) -> TemplateRecord:
+    """A new revision: `changes` over the current fields (the API's PATCH), or, with
+    replace_all, `changes` as the whole template (the editor: a field removed from the text
+    is gone)."""
     record = get(session, files, tid)
     if not isinstance(changes, dict):
-        raise StoreError(400, "\"template\" must be an object of template fields")
+        raise StoreError(400, _("\"template\" must be an object of template fields"))
     old = current_data(session, record)
-    new = {**old, **changes}
+    new = {"id": tid, **changes} if replace_all else {**old, **changes}
     _validate(new, record.course, policy, tid)
     if new == old:
-        raise StoreError(400, "Nothing changed: the template already has these values")
+        raise StoreError(400, _("Nothing changed: the template already has these values"))
     _add_revision(session, record, new, author, comment or "edited", old)
     session.commit()
     return record
@@ -255,7 +297,8 @@ def rollback(session: Session, files: Catalog, tid: str, number: Any, author: st
     target = session.scalars(select(TemplateRevision).where(
         TemplateRevision.template_id == tid, TemplateRevision.number == number)).one_or_none()
     if target is None:
-        raise StoreError(400, f"Template {tid} has no revision {number!r}; revisions: 1 to {record.current}")
+        raise StoreError(400, _("Template %(id)s has no revision %(number)s; revisions: 1 to %(last)d",
+                                id=tid, number=repr(number)[:20], last=record.current))
     data = _as_data(target.data)
     _validate(data, record.course, policy, tid)
     _add_revision(session, record, data, author, f"rollback to revision {number}", current_data(session, record))
@@ -280,3 +323,26 @@ def delete(session: Session, files: Catalog, tid: str) -> None:
 def revisions(session: Session, tid: str) -> list[TemplateRevision]:
     return list(session.scalars(select(TemplateRevision).where(TemplateRevision.template_id == tid)
                                 .order_by(TemplateRevision.number.desc())))
+
+
+def deleted(session: Session) -> list[TemplateRecord]:
+    """Deleted templates, by id: their revisions are kept and shown (read-only)."""
+    return list(session.scalars(select(TemplateRecord).where(TemplateRecord.deleted.is_(True))
+                                .order_by(TemplateRecord.id)))
+
+
+def deleted_with_revisions(session: Session) -> list[dict]:
+    """Every deleted template with all its revisions (newest first), each with its diff and
+    its whole template: what the page and the API show of deleted templates."""
+    return [{"id": record.id, "course": record.course,
+             "revisions": [{**r.to_dict(), "template": _as_data(r.data)} for r in revisions(session, record.id)]}
+            for record in deleted(session)]
+
+
+def revision_data(session: Session, tid: str, number: int) -> dict:
+    """The fields of one revision of a template, deleted or not (to start a new one from)."""
+    revision = session.scalars(select(TemplateRevision).where(
+        TemplateRevision.template_id == tid, TemplateRevision.number == number)).one_or_none()
+    if revision is None:
+        raise StoreError(404, _("Template %(id)s has no revision %(number)s", id=tid, number=number))
+    return _as_data(revision.data)

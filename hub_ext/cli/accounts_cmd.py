@@ -12,26 +12,27 @@ import argparse
 from urllib.parse import quote
 
 from hub_ext.cli.admin_cmd import api_options, command, confirm, make_client
+from hub_ext.i18n import _
 
 
 @command
 def reset_password(args: argparse.Namespace) -> int:
     client = make_client(args)
-    confirm(args, args.user, f"{args.user} will be logged out everywhere and loses their password: whoever logs "
-                             f"in next as {args.user} chooses a new one.")
+    confirm(args, args.user, _("%(user)s will be logged out everywhere and loses their password: whoever logs in "
+                               "next as %(user)s chooses a new one.", user=args.user))
     data = client.service("POST", f"/accounts/{quote(args.user, safe='')}/password-reset")
-    print(data.get("message") or f"{args.user}: password reset")
+    print(data.get("message") or _("%(user)s: password reset", user=args.user))
     return 0
 
 
 def add_parser(commands) -> None:
-    accounts = commands.add_parser("accounts", help="local accounts: reset a password")
+    accounts = commands.add_parser("accounts", help=_("local accounts: reset a password"))
     sub = accounts.add_subparsers(dest="accounts_command", required=True, metavar="ACTION")
     p = sub.add_parser("reset-password", parents=[api_options()],
-                       help="forget USER's password and log them out; they set a new one at their next login",
-                       description="Forget a local account's password and log its owner out everywhere; the "
+                       help=_("forget USER's password and log them out; they set a new one at their next login"),
+                       description=_("Forget a local account's password and log its owner out everywhere; the "
                                    "next login sets a new one. Administrators' accounts are refused (an admin "
-                                   "changes their own at /hub/auth/change-password). Needs an admin's token.")
-    p.add_argument("user", help="the account's user name")
-    p.add_argument("--yes", action="store_true", help="do not ask to type the user name")
+                                   "changes their own at /hub/auth/change-password). Needs an admin's token."))
+    p.add_argument("user", help=_("the account's user name"))
+    p.add_argument("--yes", action="store_true", help=_("do not ask to type the user name"))
     p.set_defaults(run=reset_password)

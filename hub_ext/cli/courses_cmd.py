@@ -8,6 +8,8 @@ from pathlib import Path
 from hub_ext import paths
 from hub_ext.catalog import rules
 from hub_ext.catalog.model import CatalogError, load_catalog
+from hub_ext.cli.language import pad, text_width
+from hub_ext.i18n import N_, _, ngettext
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -21,21 +23,24 @@ def validate(args: argparse.Namespace) -> int:
         if problems:
             raise CatalogError(problems)
     except CatalogError as e:
-        print(f"{len(e.problems)} problem(s) in {directory}:", file=sys.stderr)
+        print(ngettext("%(num)d problem in %(directory)s:", "%(num)d problems in %(directory)s:", len(e.problems),
+                       directory=directory), file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
     templates = catalog.templates
-    print(f"OK: {len(catalog.courses)} course(s), {len(templates)} template(s) in {directory}")
+    print(_("OK: %(courses)s, %(templates)s in %(directory)s",
+            courses=ngettext("%(num)d course", "%(num)d courses", len(catalog.courses)),
+            templates=ngettext("%(num)d template", "%(num)d templates", len(templates)), directory=directory))
     for t in templates.values():
-        print(f"  {t.course}/{t.id}: {t.image}, {t.gpus} GPU(s)")
+        print(f"  {t.course}/{t.id}: {t.image}, " + ngettext("%(num)d GPU", "%(num)d GPUs", t.gpus))
     return 0
 
 
 STATUS_TIMEOUT_S = 60
-STATUS_EPILOG = """exit status: 0 when every image is ok (or cannot be checked: not built by goldenhub);
+STATUS_EPILOG = N_("""exit status: 0 when every image is ok (or cannot be checked: not built by goldenhub);
 1 when an image is missing or built without its course's framework; 2 when the catalog has
-errors or the Docker engine does not answer."""
+errors or the Docker engine does not answer.""")
 
 
 def status(args: argparse.Namespace) -> int:
@@ -52,38 +57,41 @@ def status(args: argparse.Namespace) -> int:
     try:
         db_url = Settings.from_env().db_url
     except ValueError as e:  # a database URL file that cannot be read: the course files alone
-        print(f"Templates made on the admin page are left out: {e}", file=sys.stderr)
+        print(_("Templates made on the admin page are left out: %(problem)s", problem=e), file=sys.stderr)
         db_url = None
     try:
         try:
             catalog = load_full_catalog(directory, db_url)
         except SQLAlchemyError as e:
-            print(f"Templates made on the admin page are left out: the database cannot be read "
-                  f"({type(e).__name__})", file=sys.stderr)
+            print(_("Templates made on the admin page are left out: the database cannot be read (%(error)s)",
+                    error=type(e).__name__), file=sys.stderr)
             catalog = load_full_catalog(directory, None)
         api = images_build.make_client(STATUS_TIMEOUT_S)
         rows = image_status.check_courses(catalog.courses.values(), lambda ref: image_status.read_labels(api, ref))
     except CatalogError as e:
-        print(f"{len(e.problems)} problem(s) in {directory}; run goldenhub courses validate:", file=sys.stderr)
+        print(ngettext("%(num)d problem in %(directory)s; run goldenhub courses validate:",
+                       "%(num)d problems in %(directory)s; run goldenhub courses validate:", len(e.problems),
+                       directory=directory), file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
     except images.ImagesError as e:
         print(f"goldenhub courses status: {e}", file=sys.stderr)
         return 2
-    table = [("COURSE", "TEMPLATE", "IMAGE", "ASKED", "BUILT", "STATUS")] + [
+    table = [(_("COURSE"), _("TEMPLATE"), _("IMAGE"), _("ASKED"), _("BUILT"), _("STATUS"))] + [
         (r.course, r.template, r.image, r.asked or "-", r.built or "-", r.sentence) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    widths = [max(text_width(row[i]) for row in table) for i in range(5)]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[5])
+        print("  ".join(pad(cell, w) for cell, w in zip(row, widths)) + "  " + row[5])
     degraded = [r for r in rows if r.degraded]
     if degraded:
         count = len({r.course for r in degraded})
-        print(f"{count} course{'' if count == 1 else 's'} cannot give students what the course file asks for: "
-              f"{', '.join(dict.fromkeys(r.course for r in degraded))}", file=sys.stderr)
+        print(ngettext("%(num)d course cannot give students what the course file asks for: %(courses)s",
+                       "%(num)d courses cannot give students what the course file asks for: %(courses)s", count,
+                       courses=", ".join(dict.fromkeys(r.course for r in degraded))), file=sys.stderr)
         return 1
-    print(f"Every image of {len(rows)} template{'' if len(rows) == 1 else 's'} is as its course asks, "
-          "or not built by goldenhub.")
+    print(ngettext("The image of %(num)d template is as its course asks, or not built by goldenhub.",
+                   "Every image of %(num)d templates is as its course asks, or not built by goldenhub.", len(rows)))
     return 0
 
 
@@ -96,15 +104,15 @@ def _dataset_problem(source: str) -> list[str]:
 
 
 def add_parser(commands) -> None:
-    courses = commands.add_parser("courses", help="course definitions (courses/*.yaml)")
+    courses = commands.add_parser("courses", help=_("course definitions (courses/*.yaml)"))
     sub = courses.add_subparsers(dest="courses_command", required=True, metavar="ACTION")
-    check = sub.add_parser("validate", help="check course YAML files; exits non-zero on any problem")
-    check.add_argument("directory", nargs="?", help="directory of course YAML files (default: courses/)")
+    check = sub.add_parser("validate", help=_("check course YAML files; exits non-zero on any problem"))
+    check.add_argument("directory", nargs="?", help=_("directory of course YAML files (default: courses/)"))
     check.set_defaults(run=validate)
     show = sub.add_parser(
-        "status", help="whether each course's image holds its framework; exits 1 if one is missing or substituted",
-        description="For every template: its image on this host, the framework its course asks for and the one "
-                    "the image was built on (from the image's goldenhub labels), and what that means.",
-        epilog=STATUS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    show.add_argument("directory", nargs="?", help="directory of course YAML files (default: courses/)")
+        "status", help=_("whether each course's image holds its framework; exits 1 if one is missing or substituted"),
+        description=_("For every template: its image on this host, the framework its course asks for and the one "
+                      "the image was built on (from the image's goldenhub labels), and what that means."),
+        epilog=_(STATUS_EPILOG), formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("directory", nargs="?", help=_("directory of course YAML files (default: courses/)"))
     show.set_defaults(run=status)

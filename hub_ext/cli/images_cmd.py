@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hub_ext import paths
+from hub_ext.i18n import _
 from hub_ext.images import plan as images
 from hub_ext.images.offline_base import OfflineBaseError
 
@@ -15,44 +16,46 @@ DEFAULT_TIMEOUT_S = 1800
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("images", help="build and publish golden images",
-                                   description="Build and publish the golden images courses run in.")
+    parser = subparsers.add_parser("images", help=_("build and publish golden images"),
+                                   description=_("Build and publish the golden images courses run in."))
     commands = parser.add_subparsers(dest="images_command", required=True, metavar="COMMAND")
     build = commands.add_parser(
-        "build", help="build base → framework → course images with Docker's layer cache",
-        description=(
+        "build", help=_("build base → framework → course images with Docker's layer cache"),
+        description=_(
             "Build goldenhub/base, goldenhub/framework-<name> and goldenhub/course-<id> for the selected "
             "courses (default: every course with a framework). Each image is tagged with its version "
             "(from git) and latest, and labelled with its provenance."
         ),
     )
     build.add_argument("--course", action="append", metavar="ID", dest="courses",
-                       help="build only this course's chain; repeat for several (default: all courses)")
+                       help=_("build only this course's chain; repeat for several (default: all courses)"))
     build.add_argument("--base-image", metavar="REF",
-                       help="the OS image the base layer builds FROM (default: BASE_IMAGE in images/base/Dockerfile, "
-                            "a CUDA runtime image; if it is neither present nor pullable, the offline Debian base)")
+                       help=_("the OS image the base layer builds FROM (default: BASE_IMAGE in images/base/Dockerfile, "
+                            "a CUDA runtime image; if it is neither present nor pullable, the offline Debian base)"))
     build.add_argument("--offline-base", action="store_true",
-                       help="build FROM goldenhub/os-base:bookworm, made with debootstrap + docker import if missing "
-                            "(no CUDA: requires-cuda frameworks are replaced by scipy)")
+                       help=_("build FROM goldenhub/os-base:bookworm, made with debootstrap + docker import if missing "
+                            "(no CUDA: requires-cuda frameworks are replaced by scipy)"))
     build.add_argument("--push", metavar="REGISTRY",
-                       help="also tag REGISTRY/goldenhub/<name>:<version> and push it, e.g. 127.0.0.1:5000")
-    build.add_argument("--apt-mirror", metavar="URL", help="replace the OS apt archive URIs in the base layer")
-    build.add_argument("--pip-index-url", metavar="URL", help="the pip index of the images (base layer and above)")
+                       help=_("also tag REGISTRY/goldenhub/<name>:<version> and push it, e.g. 127.0.0.1:5000"))
+    build.add_argument("--apt-mirror", metavar="URL", help=_("replace the OS apt archive URIs in the base layer"))
+    build.add_argument("--pip-index-url", metavar="URL", help=_("the pip index of the images (base layer and above)"))
     build.add_argument("--ca-bundle", metavar="FILE", type=Path,
-                       help="a PEM CA bundle the images trust, for TLS-intercepting proxies "
-                            "(default: the file named by $PIP_CERT, if set)")
-    build.add_argument("--images-dir", metavar="DIR", type=Path, help="the layer Dockerfiles (default: images/)")
-    build.add_argument("--courses-dir", metavar="DIR", type=Path, help="the course YAML files (default: courses/)")
+                       help=_("a PEM CA bundle the images trust, for TLS-intercepting proxies "
+                            "(default: the file named by $PIP_CERT, if set)"))
+    build.add_argument("--images-dir", metavar="DIR", type=Path, help=_("the layer Dockerfiles (default: images/)"))
+    build.add_argument("--courses-dir", metavar="DIR", type=Path, help=_("the course YAML files (default: courses/)"))
     build.add_argument("--namespace", default=images.IMAGE_NAMESPACE, metavar="NAME",
-                       help="the image namespace: NAME/base, NAME/framework-<name>, NAME/course-<id> "
-                            f"(default: {images.IMAGE_NAMESPACE}; course templates refer to it)")
+                       help=_("the image namespace: NAME/base, NAME/framework-<name>, NAME/course-<id> "
+                              "(default: %(namespace)s; course templates refer to it)",
+                              namespace=images.IMAGE_NAMESPACE))
     build.add_argument("--timeout", metavar="SECONDS", type=int, default=DEFAULT_TIMEOUT_S,
-                       help=f"give up when the Docker engine sends nothing for this long (default: {DEFAULT_TIMEOUT_S})")
+                       help=_("give up when the Docker engine sends nothing for this long (default: %(seconds)d)",
+                              seconds=DEFAULT_TIMEOUT_S))
     build.set_defaults(run=run_build)
 
 
 def _fail(message: str) -> int:
-    print(f"goldenhub images build: error: {message}", file=sys.stderr)
+    print("goldenhub images build: " + _("error: %(problem)s", problem=message), file=sys.stderr)
     return 1
 
 
@@ -67,7 +70,7 @@ def run_build(args: argparse.Namespace) -> int:
     courses_dir = (args.courses_dir or paths.courses_dir()).resolve()
     ca_bundle = args.ca_bundle or (Path(os.environ["PIP_CERT"]) if os.environ.get("PIP_CERT") else None)
     if ca_bundle is not None and not ca_bundle.is_file():
-        return _fail(f"--ca-bundle {ca_bundle}: no such file (give a PEM file, or unset PIP_CERT)")
+        return _fail(_("--ca-bundle %(file)s: no such file (give a PEM file, or unset PIP_CERT)", file=ca_bundle))
     try:
         if args.push:
             images.make_push_repository(args.push, "goldenhub/base")
@@ -82,19 +85,19 @@ def run_build(args: argparse.Namespace) -> int:
         images.plan_chain(courses, images_dir, cuda_base=True, namespace=args.namespace)
         api = images_build.make_client(args.timeout)
         os_base = images_build.choose_os_base(api, options)
-        print(f"OS base: {os_base.reference} — {os_base.reason}")
+        print(_("OS base: %(image)s — %(reason)s", image=os_base.reference, reason=os_base.reason))
         plan = images.plan_chain(courses, images_dir, cuda_base=os_base.cuda, namespace=args.namespace)
         for note in plan.notes:
             print(note)
-        print("Layers:")
+        print(_("Layers:"))
         print("\n".join(images.describe_plan(plan, os_base.reference)))
         built = images_build.build_chain(api, plan, options, os_base)
     except CatalogError as exc:
-        return _fail(f"the course catalog in {courses_dir} has problems:\n{exc}")
+        return _fail(_("the course catalog in %(directory)s has problems:", directory=courses_dir) + f"\n{exc}")
     except (images.ImagesError, OfflineBaseError) as exc:
         return _fail(str(exc))
-    print("\nBuilt:")
+    print("\n" + _("Built:"))
     for item in built:
-        pushed = f"  pushed {', '.join(item.pushed)}" if item.pushed else ""
+        pushed = "  " + _("pushed %(images)s", images=", ".join(item.pushed)) if item.pushed else ""
         print(f"  {' '.join(item.references):<60} {item.image_id.split(':')[-1][:12]}  {item.seconds:6.1f} s{pushed}")
     return 0

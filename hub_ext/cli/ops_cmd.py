@@ -27,7 +27,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from hub_ext import contract, procstat, samples
 from hub_ext.cli import ops_files
+from hub_ext.cli.language import pad, text_width
 from hub_ext.hubconfig import Settings
+from hub_ext.i18n import N_, _, ngettext
 
 STOP_WAIT = 60.0  # seconds a part gets to stop on SIGTERM (the hub stops its service and proxy) before SIGKILL
 SERVER_STOP_WAIT = 180.0  # seconds for students' servers to stop through the hub
@@ -52,10 +54,10 @@ class Part:
         return any(os.path.basename(a) == self.program for a in argv[:3])
 
 
-HUB = Part("hub", "jupyterhub.pid", "jupyterhub")
-PROXY = Part("proxy", "jupyterhub-proxy.pid", "configurable-http-proxy")
-SERVICE = Part("goldenhub service", "goldenhub-service.pid", "hub_ext.service")
-GIT = Part("sample git server", "git/git-daemon.pid", "git-daemon")
+HUB = Part(N_("hub"), "jupyterhub.pid", "jupyterhub")
+PROXY = Part(N_("proxy"), "jupyterhub-proxy.pid", "configurable-http-proxy")
+SERVICE = Part(N_("goldenhub service"), "goldenhub-service.pid", "hub_ext.service")
+GIT = Part(N_("sample git server"), "git/git-daemon.pid", "git-daemon")
 PARTS = (HUB, PROXY, SERVICE, GIT)
 
 
@@ -85,13 +87,16 @@ def find(part: Part, state_dir: Path, clean: bool = True) -> tuple[int | None, s
     pid = read_pid(path)
     if pid and procstat.alive(pid) and part.owns(pid, state_dir):
         return pid, ""
-    done = "removed" if clean else "found"
     if pid is None:
-        why = f"{done} the unreadable pid file {path}"
+        why = (_("removed the unreadable pid file %(file)s", file=path) if clean else
+               _("found the unreadable pid file %(file)s", file=path))
     elif procstat.alive(pid):
-        why = f"{done} the stale pid file {path}: pid {pid} is another program, left running"
+        why = (_("removed the stale pid file %(file)s: pid %(pid)d is another program, left running",
+                 file=path, pid=pid) if clean else
+               _("found the stale pid file %(file)s: pid %(pid)d is another program, left running", file=path, pid=pid))
     else:
-        why = f"{done} the stale pid file {path}: pid {pid} is not running"
+        why = (_("removed the stale pid file %(file)s: pid %(pid)d is not running", file=path, pid=pid) if clean else
+               _("found the stale pid file %(file)s: pid %(pid)d is not running", file=path, pid=pid))
     if clean:
         path.unlink(missing_ok=True)
     return None, why
@@ -154,14 +159,14 @@ def running_servers(prefix: str) -> int | None:
 
 
 def servers(count: int) -> str:
-    return f"{count} student server{'' if count == 1 else 's'}"
+    return ngettext("%(num)d student server", "%(num)d student servers", count)
 
 
 def settings() -> Settings:
     try:
         return Settings.from_env()
     except ValueError as e:
-        sys.exit(f"goldenhub: {e}")
+        sys.exit(_("goldenhub: %(problem)s", problem=e))
 
 
 # --- down ------------------------------------------------------------------------------------------
@@ -183,8 +188,8 @@ async def _stop_servers(api_url: str, token: str) -> None:
         stopping = [name for name in stopping if name in active]
         await asyncio.sleep(1)
     if stopping:
-        raise RuntimeError(f"the servers of {', '.join(sorted(set(stopping)))} did not stop within "
-                           f"{SERVER_STOP_WAIT:.0f} s; see `goldenhub servers list`")
+        raise RuntimeError(_("the servers of %(users)s did not stop within %(seconds)d s; see `goldenhub servers list`",
+                             users=", ".join(sorted(set(stopping))), seconds=SERVER_STOP_WAIT))
 
 
 def stop_servers(s: Settings, token: str | None) -> str:
@@ -193,15 +198,16 @@ def stop_servers(s: Settings, token: str | None) -> str:
 
     count = running_servers(s.name_prefix)
     if count == 0:
-        return "no student servers were running"
+        return _("no student servers were running")
     if not token:
-        raise RuntimeError("--stop-servers needs an admin's API token: make one at "
-                           f"{s.bind_url}/hub/token and set JUPYTERHUB_API_TOKEN (or pass --token)")
+        raise RuntimeError(_("--stop-servers needs an admin's API token: make one at %(url)s and set "
+                             "JUPYTERHUB_API_TOKEN (or pass --token)", url=f"{s.bind_url}/hub/token"))
     try:
         asyncio.run(_stop_servers(local_url(s.bind_url) + "/hub/api", token))
     except HubAPIError as e:
-        raise RuntimeError(f"the hub refused to stop the servers ({e}); is the token an admin's?") from None
-    return f"stopped {servers(count)} through the hub; their homes are kept"
+        raise RuntimeError(_("the hub refused to stop the servers (%(problem)s); is the token an admin's?",
+                             problem=e)) from None
+    return _("stopped %(servers)s through the hub; their homes are kept", servers=servers(count))
 
 
 def down(args: argparse.Namespace) -> int:
@@ -209,46 +215,62 @@ def down(args: argparse.Namespace) -> int:
     said: list[str] = []
     hub_pid, why = find(HUB, s.state_dir)
     said += [why] if why else []
+    stopped_servers = False
     if args.stop_servers:
         if hub_pid is None and running_servers(s.name_prefix):
-            print("goldenhub down: the hub is not running, so students' servers cannot be stopped through it; "
-                  "start it (`goldenhub up --detach`) and run `goldenhub down --stop-servers` again. "
-                  "Nothing was stopped.", file=sys.stderr)
+            print("goldenhub down: " + _("the hub is not running, so students' servers cannot be stopped through "
+                                         "it; start it (`goldenhub up --detach`) and run `goldenhub down "
+                                         "--stop-servers` again. Nothing was stopped."), file=sys.stderr)
             return 1
         try:
             said.append(stop_servers(s, args.token or os.environ.get("JUPYTERHUB_API_TOKEN")))
+            stopped_servers = said[-1] != _("no student servers were running")
         except RuntimeError as e:
-            print(f"goldenhub down: {e}. Nothing was stopped.", file=sys.stderr)
+            print("goldenhub down: " + _("%(problem)s. Nothing was stopped.", problem=e), file=sys.stderr)
             return 1
     found = {part: find(part, s.state_dir) for part in (PROXY, SERVICE)}
+    stopped, failed = stopped_servers, False
     if hub_pid is not None:
-        said.append(f"stopped the hub (pid {hub_pid})" if stop_pid(hub_pid)
-                    else f"the hub (pid {hub_pid}) did not stop, even on SIGKILL")
+        if stop_pid(hub_pid):
+            said.append(_("stopped the hub (pid %(pid)d)", pid=hub_pid))
+            stopped = True
+        else:
+            said.append(_("the hub (pid %(pid)d) did not stop, even on SIGKILL", pid=hub_pid))
+            failed = True
     for part, (pid, why) in found.items():
         said += [why] if why else []
         if pid is None:
             continue
         if not procstat.alive(pid):
-            said.append(f"the {part.name} (pid {pid}) stopped with the hub")
-        else:  # left behind (a hub killed hard does not stop its children)
-            said.append(f"stopped the {part.name} (pid {pid}) left behind by the hub" if stop_pid(pid, 10)
-                        else f"the {part.name} (pid {pid}) did not stop, even on SIGKILL")
+            said.append(_("the %(part)s (pid %(pid)d) stopped with the hub", part=_(part.name), pid=pid))
+            stopped = True
+        elif stop_pid(pid, 10):  # left behind (a hub killed hard does not stop its children)
+            said.append(_("stopped the %(part)s (pid %(pid)d) left behind by the hub", part=_(part.name), pid=pid))
+            stopped = True
+        else:
+            said.append(_("the %(part)s (pid %(pid)d) did not stop, even on SIGKILL", part=_(part.name), pid=pid))
+            failed = True
         (s.state_dir / part.pid_file).unlink(missing_ok=True)
     git_pid, why = find(GIT, s.state_dir)
     said += [why] if why else []
     if git_pid is not None:
-        said.append(f"stopped the sample git server (pid {git_pid})" if stop_pid(git_pid, 10)
-                    else f"the sample git server (pid {git_pid}) did not stop, even on SIGKILL")
+        if stop_pid(git_pid, 10):
+            said.append(_("stopped the sample git server (pid %(pid)d)", pid=git_pid))
+            stopped = True
+        else:
+            said.append(_("the sample git server (pid %(pid)d) did not stop, even on SIGKILL", pid=git_pid))
+            failed = True
         (s.state_dir / GIT.pid_file).unlink(missing_ok=True)
     if not args.stop_servers:
         count = running_servers(s.name_prefix)
         if count:
-            said.append(f"{servers(count)} {'keeps' if count == 1 else 'keep'} running "
-                        "(`goldenhub down --stop-servers` stops them)")
-    if not any(line.startswith("stopped") or line.endswith("with the hub") for line in said):
-        said.append(f"nothing of goldenhub was running (state directory {s.state_dir})")
+            said.append(ngettext("%(num)d student server keeps running (`goldenhub down --stop-servers` stops it)",
+                                 "%(num)d student servers keep running (`goldenhub down --stop-servers` stops them)",
+                                 count))
+    if not stopped:
+        said.append(_("nothing of goldenhub was running (state directory %(state)s)", state=s.state_dir))
     print("\n".join(said))
-    return 1 if any("did not stop" in line for line in said) else 0
+    return 1 if failed else 0
 
 
 # --- status ----------------------------------------------------------------------------------------
@@ -258,46 +280,53 @@ def status(args: argparse.Namespace) -> int:
 
     s = settings()
     url = local_url(s.bind_url)
-    lines = []
+    rows = []
     pids = {part: find(part, s.state_dir, clean=False)[0] for part in PARTS}  # status changes nothing
     hub = pids[HUB]
     if hub is None:
-        lines.append("hub:                not running (`goldenhub up --detach` starts it)")
+        rows.append((_("hub:"), _("not running (`goldenhub up --detach` starts it)")))
+    elif answers(f"{url}/hub/api"):
+        rows.append((_("hub:"), _("running (pid %(pid)d), answering at %(url)s", pid=hub, url=s.bind_url)))
     else:
-        state = "answering" if answers(f"{url}/hub/api") else "NOT answering (see jupyterhub.log)"
-        lines.append(f"hub:                running (pid {hub}), {state} at {s.bind_url}")
-    lines.append(f"proxy:              running (pid {pids[PROXY]})" if pids[PROXY] else "proxy:              not running")
+        rows.append((_("hub:"), _("running (pid %(pid)d), NOT answering at %(url)s (see jupyterhub.log)", pid=hub,
+                                  url=s.bind_url)))
+    rows.append((_("proxy:"), _("running (pid %(pid)d)", pid=pids[PROXY]) if pids[PROXY] else _("not running")))
     if pids[SERVICE] is None:
-        lines.append("goldenhub service:  not running")
+        rows.append((_("goldenhub service:"), _("not running")))
+    elif answers(f"{url}/services/goldenhub/api/health"):
+        rows.append((_("goldenhub service:"), _("running (pid %(pid)d), healthy", pid=pids[SERVICE])))
     else:
-        health = "healthy" if answers(f"{url}/services/goldenhub/api/health") else "NOT answering api/health"
-        lines.append(f"goldenhub service:  running (pid {pids[SERVICE]}), {health}")
+        rows.append((_("goldenhub service:"), _("running (pid %(pid)d), NOT answering api/health", pid=pids[SERVICE])))
     git_port = os.environ.get("GOLDENHUB_GIT_PORT") or str(samples.GIT_PORT)
     if pids[GIT]:
-        lines.append(f"sample git server:  running (pid {pids[GIT]}, port {git_port})")
+        rows.append((_("sample git server:"), _("running (pid %(pid)d, port %(port)s)", pid=pids[GIT], port=git_port)))
     elif git_port.isdigit() and len(git_port) < 6 and samples.port_open("127.0.0.1", int(git_port)):
-        lines.append(f"sample git server:  not this state directory's; port {git_port} is served by another process")
+        rows.append((_("sample git server:"), _("not this state directory's; port %(port)s is served by another "
+                                                "process", port=git_port)))
     else:
-        lines.append("sample git server:  not running")
+        rows.append((_("sample git server:"), _("not running")))
     try:
         version = docker.from_env().version().get("Version", "?")
-        lines.append(f"Docker:             reachable (version {version})")
+        rows.append((_("Docker:"), _("reachable (version %(version)s)", version=version)))
     except docker.errors.DockerException as e:
-        lines.append(f"Docker:             NOT reachable ({e.__class__.__name__}); students' servers cannot start")
+        rows.append((_("Docker:"), _("NOT reachable (%(error)s); students' servers cannot start",
+                                     error=e.__class__.__name__)))
     count = running_servers(s.name_prefix)
-    lines.append(f"student servers:    {'unknown (Docker not reachable)' if count is None else count} running")
-    lines.append(f"state directory:    {s.state_dir}")
-    print("\n".join(lines))
+    rows.append((_("student servers:"), _("unknown (Docker not reachable)") if count is None else
+                 _("%(num)d running", num=count)))
+    rows.append((_("state directory:"), str(s.state_dir)))
+    width = max(text_width(label) for label, _value in rows) + 2
+    print("\n".join(pad(label, width) + value for label, value in rows))
     return 0 if hub is not None else DOWN_EXIT
 
 
 def add_parser(commands) -> None:
-    p = commands.add_parser("down", help="stop the hub, proxy, goldenhub service and sample git server")
+    p = commands.add_parser("down", help=_("stop the hub, proxy, goldenhub service and sample git server"))
     p.add_argument("--stop-servers", action="store_true",
-                   help="also stop every student's server (through the hub, first; homes are kept)")
-    p.add_argument("--token", help="an admin's API token for --stop-servers (default: $JUPYTERHUB_API_TOKEN)")
+                   help=_("also stop every student's server (through the hub, first; homes are kept)"))
+    p.add_argument("--token", help=_("an admin's API token for --stop-servers (default: $JUPYTERHUB_API_TOKEN)"))
     p.set_defaults(run=down)
-    p = commands.add_parser("status", help="what runs: hub, proxy, service, git server, Docker, student servers "
-                                           "(exit 0: the hub runs, 3: it does not)")
+    p = commands.add_parser("status", help=_("what runs: hub, proxy, service, git server, Docker, student servers "
+                                             "(exit 0: the hub runs, 3: it does not)"))
     p.set_defaults(run=status)
     ops_files.add_parsers(commands)

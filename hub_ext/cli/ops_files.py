@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from hub_ext import paths
+from hub_ext.i18n import _
 
 UNIT_PATH = Path("/etc/systemd/system/goldenhub.service")
 ENV_FILE = "/etc/goldenhub.env"
@@ -64,26 +65,29 @@ WantedBy=multi-user.target
 
 def install_service(args: argparse.Namespace) -> int:
     if not USER_NAME.fullmatch(args.user):
-        print(f"goldenhub install-service: {args.user[:40]!r} is not a user name (lower-case letters, digits, "
-              "_ and -, at most 32). Nothing was written.", file=sys.stderr)
+        print("goldenhub install-service: " + _("%(value)s is not a user name (lower-case letters, digits, _ and -, "
+                                              "at most 32). Nothing was written.", value=repr(args.user[:40])),
+              file=sys.stderr)
         return 2
     output = Path(args.output)
     if not output.parent.is_dir():
-        print(f"goldenhub install-service: the directory {output.parent} does not exist. Nothing was written.",
-              file=sys.stderr)
+        print("goldenhub install-service: " + _("the directory %(directory)s does not exist. Nothing was written.",
+                                              directory=output.parent), file=sys.stderr)
         return 2
     try:
         output.write_text(unit_text(args.user), encoding="utf-8")
     except OSError as e:
-        print(f"goldenhub install-service: cannot write {output} ({e.strerror}); run it as root or pass "
-              "--output PATH. Nothing was written.", file=sys.stderr)
+        print("goldenhub install-service: " + _("cannot write %(file)s (%(problem)s); run it as root or pass --output "
+                                              "PATH. Nothing was written.", file=output, problem=e.strerror),
+              file=sys.stderr)
         return 1
     unit = output.name
-    print(f"wrote the systemd unit {output} (runs `goldenhub up` as {args.user}; settings in {ENV_FILE})")
+    print(_("wrote the systemd unit %(file)s (runs `goldenhub up` as %(user)s; settings in %(settings)s)",
+            file=output, user=args.user, settings=ENV_FILE))
     if output.parent != UNIT_PATH.parent:
-        print(f"next: copy it to {UNIT_PATH.parent / unit}, then:")
+        print(_("next: copy it to %(file)s, then:", file=UNIT_PATH.parent / unit))
     else:
-        print("next:")
+        print(_("next:"))
     print(f"  systemctl daemon-reload && systemctl enable --now {output.stem}")
     return 0
 
@@ -126,14 +130,14 @@ def valid_host(host: str) -> bool:
 
 def tls_self_signed(args: argparse.Namespace) -> int:
     if not valid_host(args.host):
-        print(f"goldenhub tls self-signed: {args.host[:60]!r} is not a host name or IP address. "
-              "Nothing was written.", file=sys.stderr)
+        print("goldenhub tls self-signed: " + _("%(value)s is not a host name or IP address. Nothing was written.",
+                                              value=repr(args.host[:60])), file=sys.stderr)
         return 2
     folder = paths.state_dir() / TLS_DIR
     cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
     if (cert_path.exists() or key_path.exists()) and not args.force:
-        print(f"goldenhub tls self-signed: a pair already exists in {folder}; pass --force to replace it. "
-              "Nothing was written.", file=sys.stderr)
+        print("goldenhub tls self-signed: " + _("a pair already exists in %(directory)s; pass --force to replace it. "
+                                              "Nothing was written.", directory=folder), file=sys.stderr)
         return 1
     cert, key = self_signed(args.host)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -142,26 +146,26 @@ def tls_self_signed(args: argparse.Namespace) -> int:
     with os.fdopen(fd, "wb") as f:
         f.write(key)
     cert_path.write_bytes(cert)
-    print(f"""wrote a self-signed certificate for {args.host} (valid {CERT_DAYS} days, for a trial: browsers warn)
-  certificate: {cert_path}
-  key:         {key_path} (0600)
-Use it: in {ENV_FILE} (or the environment of `goldenhub up`):
-  GOLDENHUB_SSL_CERT={cert_path}
-  GOLDENHUB_SSL_KEY={key_path}
-  GOLDENHUB_BIND_URL=https://0.0.0.0:443
-or in {paths.state_dir() / 'goldenhub.yaml'}: ssl_cert: {cert_path} and ssl_key: {key_path};
-then restart the hub (`goldenhub down && goldenhub up --detach`).""")
+    print(_("wrote a self-signed certificate for %(host)s (valid %(days)d days, for a trial: browsers warn)",
+            host=args.host, days=CERT_DAYS))
+    print(_("  certificate: %(file)s", file=cert_path))
+    print(_("  key:         %(file)s (0600)", file=key_path))
+    print(_("Use it: in %(file)s (or the environment of `goldenhub up`):", file=ENV_FILE))
+    print(f"  GOLDENHUB_SSL_CERT={cert_path}\n  GOLDENHUB_SSL_KEY={key_path}\n  GOLDENHUB_BIND_URL=https://0.0.0.0:443")
+    print(_("or in %(file)s: ssl_cert: %(cert)s and ssl_key: %(key)s;", file=paths.state_dir() / "goldenhub.yaml",
+            cert=cert_path, key=key_path))
+    print(_("then restart the hub (`goldenhub down && goldenhub up --detach`)."))
     return 0
 
 
 def add_parsers(commands) -> None:
-    p = commands.add_parser("install-service", help="write a systemd unit that runs `goldenhub up`")
-    p.add_argument("--output", default=str(UNIT_PATH), help=f"where to write it (default: {UNIT_PATH})")
-    p.add_argument("--user", default="root", help="the user it runs as; it needs Docker access (default: root)")
+    p = commands.add_parser("install-service", help=_("write a systemd unit that runs `goldenhub up`"))
+    p.add_argument("--output", default=str(UNIT_PATH), help=_("where to write it (default: %(file)s)", file=UNIT_PATH))
+    p.add_argument("--user", default="root", help=_("the user it runs as; it needs Docker access (default: root)"))
     p.set_defaults(run=install_service)
-    p = commands.add_parser("tls", help="HTTPS helpers")
+    p = commands.add_parser("tls", help=_("HTTPS helpers"))
     sub = p.add_subparsers(dest="tls_command", required=True, metavar="ACTION")
-    p = sub.add_parser("self-signed", help="generate a self-signed certificate and key for a trial into <state>/tls/")
-    p.add_argument("--host", default="localhost", help="the name (or IP address) students will use (default: localhost)")
-    p.add_argument("--force", action="store_true", help="replace an existing pair")
+    p = sub.add_parser("self-signed", help=_("generate a self-signed certificate and key for a trial into <state>/tls/"))
+    p.add_argument("--host", default="localhost", help=_("the name (or IP address) students will use (default: localhost)"))
+    p.add_argument("--force", action="store_true", help=_("replace an existing pair"))
     p.set_defaults(run=tls_self_signed)

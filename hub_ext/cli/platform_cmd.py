@@ -26,7 +26,9 @@ from hub_ext import paths, samples
 from hub_ext.cli import ops_cmd
 from hub_ext.catalog.model import CatalogError, load_catalog
 from hub_ext.credentials import ensure_secrets
+from hub_ext.cli.language import pad, text_width
 from hub_ext.hubconfig import SETTINGS_FILE, Settings
+from hub_ext.i18n import _
 from spawner.network import ensure_network
 
 
@@ -36,19 +38,19 @@ def prepare(s: Settings) -> str:
     # default port, so only a second platform on one machine, or a test, sets it).
     port = os.environ.get("GOLDENHUB_GIT_PORT") or str(samples.GIT_PORT)
     if not (port.isdigit() and len(port) < 6 and 0 < int(port) < 65536):
-        sys.exit(f"GOLDENHUB_GIT_PORT is {port[:20]!r}: it must be a port number (1-65535)")
+        sys.exit(_("GOLDENHUB_GIT_PORT is %(value)s: it must be a port number (1-65535)", value=repr(port[:20])))
     client = docker.from_env()
     gateway = ensure_network(client, s.network)
     for name in samples.ensure_courseware_repos():
-        print(f"created sample courseware repository {name}.git")
+        print(_("created sample courseware repository %(name)s.git", name=name))
     for name in samples.ensure_datasets():
-        print(f"installed sample dataset file(s) {samples.DATASETS_DIR / name}")
+        print(_("installed the sample dataset %(path)s", path=samples.DATASETS_DIR / name))
     if samples.ensure_git_daemon(["127.0.0.1", gateway], port=int(port)):
-        print(f"git server for sample courseware listening on {gateway}:{port}")
+        print(_("git server for sample courseware listening on %(address)s", address=f"{gateway}:{port}"))
     try:
         catalog = load_catalog(s.courses_dir)
     except CatalogError as e:
-        sys.exit(f"course catalog has errors:\n{e}")
+        sys.exit(_("The course catalog has errors:") + f"\n{e}")
     missing = []
     for t in catalog.templates.values():
         try:
@@ -56,7 +58,7 @@ def prepare(s: Settings) -> str:
         except docker.errors.ImageNotFound:
             missing.append(t.image)
     if missing:
-        print(f"warning: images not built yet: {', '.join(missing)} (run `goldenhub images build`)")
+        print(_("warning: images not built yet: %(images)s (run `goldenhub images build`)", images=", ".join(missing)))
     return gateway
 
 
@@ -101,19 +103,21 @@ def login_help(s: Settings, secrets: dict[str, str]) -> str:
     """What `goldenhub up` prints about logging in, for the chosen login method."""
     admins = ", ".join(s.admin_users)
     settings_file = s.state_dir / SETTINGS_FILE
-    admin = f"  admin:    user {admins}, password in {s.state_dir / 'secrets.yaml'} (admin_password)"
+    admin = _("  admin:    user %(admins)s, password in %(file)s (admin_password)", admins=admins,
+              file=s.state_dir / "secrets.yaml")
     if s.auth == "demo":
-        return (f"  Demo mode: students log in under any name with the class password {secrets['student_password']}\n"
-                f"{admin}\n"
-                f"  WARNING: anyone with the class password can log in as anyone. Not for real classes: set\n"
-                f"  `auth: local` (rosters, a password per student) or `auth: lti` (the LMS) in {settings_file}\n"
-                f"  and restart.")
+        return (_("  Demo mode: students log in under any name with the class password %(password)s",
+                  password=secrets["student_password"]) + "\n" + admin + "\n" +
+                _("  WARNING: anyone with the class password can log in as anyone. Not for real classes: set\n"
+                  "  `auth: local` (rosters, a password per student) or `auth: lti` (the LMS) in %(file)s\n"
+                  "  and restart.", file=settings_file))
     if s.auth == "local":
-        return (f"  Local accounts: students in an imported roster log in; each chooses a password at the first login\n"
-                f"  (at least {s.min_password_length} characters). Import a roster with `goldenhub enrol`.\n"
-                f"{admin}; change it at {s.bind_url}/hub/auth/change-password")
-    return (f"  LMS (LTI 1.3): students arrive from the LMS ({s.lti.get('issuer') or 'issuer not set'}); "
-            f"the tool's configuration is at {s.bind_url}/hub/lti13/config\n{admin}")
+        return (_("  Local accounts: students in an imported roster log in; each chooses a password at the first login\n"
+                  "  (at least %(length)d characters). Import a roster with `goldenhub enrol`.",
+                  length=s.min_password_length) + "\n" +
+                _("%(admin)s; change it at %(url)s", admin=admin, url=f"{s.bind_url}/hub/auth/change-password"))
+    return (_("  LMS (LTI 1.3): students arrive from the LMS (%(issuer)s); the tool's configuration is at %(url)s",
+              issuer=s.lti.get("issuer") or _("issuer not set"), url=f"{s.bind_url}/hub/lti13/config") + "\n" + admin)
 
 
 UP_WAIT = 120.0  # seconds `up --detach` waits for the hub to answer
@@ -121,13 +125,14 @@ UP_WAIT = 120.0  # seconds `up --detach` waits for the hub to answer
 
 def box(lines: list[str]) -> str:
     """The lines framed, so that the URL and passwords stand out from the output above."""
-    width = max(len(line) for line in lines)
-    return "\n".join(["+" + "-" * (width + 2) + "+", *(f"| {line.ljust(width)} |" for line in lines),
+    width = max(text_width(line) for line in lines)
+    return "\n".join(["+" + "-" * (width + 2) + "+", *(f"| {pad(line, width)} |" for line in lines),
                       "+" + "-" * (width + 2) + "+"])
 
 
-def login_box(s: Settings, secrets: dict[str, str], verb: str) -> str:
-    head = f"goldenhub {verb} at {s.bind_url} (login: {s.auth})"
+def login_box(s: Settings, secrets: dict[str, str], running: bool) -> str:
+    head = (_("goldenhub is running at %(url)s (login: %(auth)s)", url=s.bind_url, auth=s.auth) if running else
+            _("goldenhub is starting at %(url)s (login: %(auth)s)", url=s.bind_url, auth=s.auth))
     return box([head, *login_help(s, secrets).splitlines()])
 
 
@@ -144,21 +149,23 @@ def start_detached(s: Settings, command: list[str]) -> tuple[int | None, str]:
     deadline = time.monotonic() + UP_WAIT
     while time.monotonic() < deadline:
         if hub.poll() is not None:
-            return None, f"the hub exited (code {hub.returncode}) while starting.\n{log_tail(log_path, start)}"
+            return None, (_("the hub exited (code %(code)s) while starting.", code=hub.returncode) + "\n"
+                          + log_tail(log_path, start))
         if ops_cmd.answers(f"{url}/hub/api", timeout=2):
             while time.monotonic() < deadline and not ops_cmd.answers(f"{url}/services/goldenhub/api/health", 2):
                 time.sleep(0.5)  # the hub answers first; its service follows
             return hub.pid, ""
         time.sleep(0.5)
-    return None, (f"the hub (pid {hub.pid}) did not answer at {s.bind_url} within {UP_WAIT:.0f} s; it is left "
-                  f"running (`goldenhub status`, `goldenhub down`).\n{log_tail(log_path, start)}")
+    return None, (_("the hub (pid %(pid)d) did not answer at %(url)s within %(seconds)d s; it is left running "
+                    "(`goldenhub status`, `goldenhub down`).", pid=hub.pid, url=s.bind_url, seconds=UP_WAIT)
+                  + "\n" + log_tail(log_path, start))
 
 
 def log_tail(path: Path, start: int, lines: int = 20) -> str:
     with path.open("rb") as f:
         f.seek(start)
         tail = f.read().decode(errors="replace").splitlines()[-lines:]
-    return f"Last lines of {path}:\n" + "\n".join(f"  {line}" for line in tail)
+    return _("Last lines of %(file)s:", file=path) + "\n" + "\n".join(f"  {line}" for line in tail)
 
 
 def up(args: argparse.Namespace) -> int:
@@ -169,25 +176,27 @@ def up(args: argparse.Namespace) -> int:
         sys.exit(f"goldenhub up: {e}")
     running = ops_cmd.running_hub(s.state_dir)
     if running:
-        sys.exit(f"goldenhub up: a hub of {s.state_dir} already runs (pid {running}) at {s.bind_url}; "
-                 "`goldenhub status` shows it, `goldenhub down` stops it.")
+        sys.exit("goldenhub up: " + _("a hub of %(state)s already runs (pid %(pid)d) at %(url)s; `goldenhub status` "
+                                      "shows it, `goldenhub down` stops it.", state=s.state_dir, pid=running,
+                                      url=s.bind_url))
     prepare(s)
     secrets = ensure_secrets(s.state_dir)
     if created:
-        print(f"first run: wrote {s.state_dir / SETTINGS_FILE} choosing demo mode (it says how to switch)")
+        print(_("first run: wrote %(file)s choosing demo mode (it says how to switch)",
+                file=s.state_dir / SETTINGS_FILE))
     config = str(paths.REPO_ROOT / "jupyterhub_config.py")
     jupyterhub = os.path.join(os.path.dirname(sys.executable), "jupyterhub")
     if args.detach:
-        print("starting the hub in the background ...", flush=True)
+        print(_("starting the hub in the background ..."), flush=True)
         pid, problem = start_detached(s, [jupyterhub, "-f", config])
         if pid is None:
             print(f"goldenhub up: {problem}", file=sys.stderr)
             return 1
-        print(f"goldenhub runs in the background (pid {pid}); log: {s.state_dir / 'jupyterhub.log'}; "
-              "`goldenhub status` shows it, `goldenhub down` stops it.")
-        print(login_box(s, secrets, "is running"), flush=True)
+        print(_("goldenhub runs in the background (pid %(pid)d); log: %(log)s; `goldenhub status` shows it, "
+                "`goldenhub down` stops it.", pid=pid, log=s.state_dir / "jupyterhub.log"))
+        print(login_box(s, secrets, running=True), flush=True)
         return 0
-    print(login_box(s, secrets, "is starting"), flush=True)
+    print(login_box(s, secrets, running=False), flush=True)
     os.chdir(s.state_dir)
     os.execv(jupyterhub, [jupyterhub, "-f", config])
     return 0
@@ -199,9 +208,10 @@ def prepare_only(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands) -> None:
-    p = commands.add_parser("up", help="start the platform (hub, proxy, sample courseware server)")
+    p = commands.add_parser("up", help=_("start the platform (hub, proxy, sample courseware server)"))
     p.add_argument("--detach", action="store_true",
-                   help="run the hub in the background (log: <state>/jupyterhub.log); return once it answers")
+                   help=_("run the hub in the background (log: <state>/jupyterhub.log); return once it answers"))
     p.set_defaults(run=up)
-    p = commands.add_parser("prepare", help="create the network, sample repos, datasets and git server; do not start the hub")
+    p = commands.add_parser("prepare", help=_("create the network, sample repos, datasets and git server; do not "
+                                              "start the hub"))
     p.set_defaults(run=prepare_only)

@@ -76,7 +76,9 @@ class Homes:
                 return {"user": user, "result": "failed", "message": str(e)}
         detail = f"home moved to backup {backup.volume}" if backup else "no home yet: nothing to back up"
         await asyncio.to_thread(self.audit, actor, action, user, course, "ok", detail)  # 7
-        return {"user": user, "result": "ok", "backup": backup.volume if backup else None, "message": detail}
+        return {"user": user, "result": "ok", "backup": backup.volume if backup else None,
+                "backup_created": backup.created.strftime("%Y-%m-%dT%H:%M:%SZ") if backup else None,
+                "message": detail}
 
     async def reset_many(self, actor: str, users: list[str], course: str) -> list[dict]:
         """A course-wide reset: each student as in reset(), RESET_CONCURRENCY at a time."""

@@ -18,6 +18,8 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from hub_ext.i18n import _
+
 NOTE_TTL = 600  # seconds: longer than the hub takes to stop a server (hubclient's stop timeout)
 MAX_NOTE = 4096  # bytes read from a note file; a longer one is not ours
 
@@ -28,8 +30,8 @@ def utcnow() -> datetime:
 
 def admin_stop_reason(at: datetime) -> str:
     """The sentence a student reads after an administrator stopped their server."""
-    return (f"An administrator stopped your server at {at.astimezone(timezone.utc):%H:%M} UTC; "
-            "your files are kept. Start it again when you need it.")
+    return _("An administrator stopped your server at %(time)s; your files are kept. Start it again when you "
+             "need it.", time=f"{at.astimezone(timezone.utc):%H:%M} UTC")
 
 
 def note_path(state_dir: Path, user: str) -> Path:

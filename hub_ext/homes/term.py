@@ -39,6 +39,7 @@ import docker.errors
 from docker.types import Mount
 
 from hub_ext import contract
+from hub_ext.i18n import _, ngettext
 from hub_ext.accounts import records
 from hub_ext.homes.owner import Owner
 from hub_ext.homes.recipe import RESET_CONCURRENCY, Homes
@@ -104,16 +105,23 @@ def recorded_homes(users: list[dict], course: str, prefix: str) -> dict[str, str
 
 
 def summary(result: dict) -> str:
-    """The one line a close ends with, for the page, the CLI and the audit log."""
-    line = (f"Term of {result['course']} closed: {result['homes_backed_up']} home(s) moved to backups, "
-            f"{result['servers_stopped']} server(s) stopped, {result['students_unenrolled']} student(s) "
-            f"unenrolled, {result['staff_kept']} staff kept")
+    """The one line a close ends with, for the page, the CLI and the audit log (in the
+    language of whoever closed the term)."""
+    parts = [
+        ngettext("%(num)d home moved to a backup", "%(num)d homes moved to backups", result["homes_backed_up"]),
+        ngettext("%(num)d server stopped", "%(num)d servers stopped", result["servers_stopped"]),
+        ngettext("%(num)d student unenrolled", "%(num)d students unenrolled", result["students_unenrolled"]),
+        ngettext("%(num)d staff member kept", "%(num)d staff members kept", result["staff_kept"]),
+    ]
+    line = _("Term of %(course)s closed: %(counts)s", course=result["course"], counts=", ".join(parts))
     if result.get("export_dir"):
-        line += f"; {result['exported']} tar(s) exported to {result['export_dir']}"
+        line += "; " + ngettext("%(num)d tar file exported to %(folder)s", "%(num)d tar files exported to %(folder)s",
+                                result["exported"], folder=result["export_dir"])
     if result["failures"]:
-        line += (f"; {len(result['failures'])} problem(s), nothing was deleted: "
-                 + "; ".join(f"{f['user'] or '-'}: {f['message']}" for f in result["failures"])
-                 + ". Close the term again to retry")
+        line += "; " + ngettext("%(num)d problem, nothing was deleted: %(problems)s. Close the term again to retry",
+                                "%(num)d problems, nothing was deleted: %(problems)s. Close the term again to retry",
+                                len(result["failures"]),
+                                problems="; ".join(f"{f['user'] or '-'}: {f['message']}" for f in result["failures"]))
     return line
 
 

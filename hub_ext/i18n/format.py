@@ -68,11 +68,12 @@ def size_text(n: int | float | None, empty: str = "–") -> str:
         unit += 1
     if unit == 0:
         return f"{int(n)} B"
-    text = f"{n:.1f}" if abs(n) < 10 and n != int(n) else f"{round(n):d}"
+    tenths = round(n, 1)  # 9.99 is "10", not "10.0"
+    text = f"{tenths:.1f}" if abs(tenths) < 10 and tenths != int(tenths) else f"{round(n):d}"
     return f"{text} {_UNITS[unit]}"
 
 
-_MEMORY = re.compile(r"(?i)(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?")
+_MEMORY = re.compile(r"(?i)(\d{1,15}(?:\.\d{1,6})?)\s*([kmgt]?)i?b?")  # bounded: never float('inf')
 
 
 def memory_bytes(limit: str | int | None) -> int | None:

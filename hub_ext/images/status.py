@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
 from hub_ext import contract
+from hub_ext.i18n import _
 
 OK, SUBSTITUTED, MISSING, UNKNOWN = "ok", "substituted", "missing", "unknown"
 DEGRADED = (SUBSTITUTED, MISSING)
@@ -58,19 +59,20 @@ class ImageStatus:
     def sentence(self) -> str:
         """For admins and instructors: what is wrong and what to do."""
         if self.state == OK:
-            return f"ok: built on {self.built}"
+            return _("ok: built on %(built)s", built=self.built)
         if self.state == MISSING:
-            return (f"image {self.image} is not on this server: students cannot start it; "
-                    f"build it with goldenhub images build --course {self.course}")
+            return _("image %(image)s is not on this server: students cannot start it; build it with goldenhub "
+                     "images build --course %(course)s", image=self.image, course=self.course)
         if self.state == UNKNOWN:
             if self.asked is None:
-                return "not checked: the course file names no framework"
-            return "not checked: the image was not built by goldenhub (it has no framework label)"
-        lacks = f"built on {self.built} instead of {self.asked}: students will not find {module_name(self.asked)}"
+                return _("not checked: the course file names no framework")
+            return _("not checked: the image was not built by goldenhub (it has no framework label)")
+        values = {"built": self.built, "asked": self.asked, "module": module_name(self.asked), "course": self.course}
         if self.needs_cuda_base:
-            return (f"{lacks}; build on a machine with the CUDA base image "
-                    f"(goldenhub images build --course {self.course})")
-        return f"{lacks}; the course's framework changed since the build: goldenhub images build --course {self.course}"
+            return _("built on %(built)s instead of %(asked)s: students will not find %(module)s; build on a machine "
+                     "with the CUDA base image (goldenhub images build --course %(course)s)", **values)
+        return _("built on %(built)s instead of %(asked)s: students will not find %(module)s; the course's framework "
+                 "changed since the build: goldenhub images build --course %(course)s", **values)
 
     @property
     def student_note(self) -> str:
@@ -78,7 +80,8 @@ class ImageStatus:
         is refused with its own sentence when they start it)."""
         if self.state != SUBSTITUTED:
             return ""
-        return f"This environment was built without {display_name(self.asked)} on this server; your instructor knows."
+        return _("This environment was built without %(framework)s on this server; your instructor knows.",
+                 framework=display_name(self.asked))
 
 
 def display_name(framework: str | None) -> str:

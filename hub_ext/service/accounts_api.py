@@ -19,6 +19,7 @@ from urllib.parse import quote
 from tornado import web
 
 from hub_ext.hubclient import HubAPIError
+from hub_ext.i18n import _
 from hub_ext.service.authz import Action, refusal
 from hub_ext.service.base import APIHandler
 
@@ -32,8 +33,9 @@ def auth_mode() -> str:
 
 
 def reset_sentence(user: str) -> str:
-    return (f"{user}'s password was reset and {user} was logged out everywhere. {user} sets a new password at "
-            f"the next login: tell {user} to log in now (until then, whoever logs in first as {user} chooses it).")
+    return _("%(user)s's password was reset and %(user)s was logged out everywhere. %(user)s sets a new password "
+             "at the next login: tell %(user)s to log in now (until then, whoever logs in first as %(user)s "
+             "chooses it).", user=user)
 
 
 class PasswordResetHandler(APIHandler):
@@ -43,13 +45,13 @@ class PasswordResetHandler(APIHandler):
                                     "missing scope")
             raise web.HTTPError(403, refusal(Action.ACCOUNTS))
         if not USERNAME.fullmatch(user):
-            raise web.HTTPError(400, f"{user[:80]!r} is not a user name (1 to 255 characters, no \"/\"); "
-                                     "give the name as the hub's user list shows it")
+            raise web.HTTPError(400, "%s", _("%(user)s is not a user name (1 to 255 characters, no \"/\"); give "
+                                             "the name as the hub's user list shows it.", user=repr(user[:80])))
         mode = auth_mode()
         if mode != "local":
-            raise web.HTTPError(409, f"This platform logs people in with {mode} (GOLDENHUB_AUTH={mode}), which keeps "
-                                     "no password per account: there is nothing to reset. Password resets exist "
-                                     "for local accounts only.")
+            raise web.HTTPError(409, "%s", _("This platform logs people in with %(mode)s (GOLDENHUB_AUTH=%(mode)s), "
+                                             "which keeps no password per account: there is nothing to reset. "
+                                             "Password resets exist for local accounts only.", mode=mode))
         try:
             answer = await self.ctx.hub.request("POST", f"/goldenhub/password-reset/{quote(user, safe='')}")
         except HubAPIError as e:
@@ -57,8 +59,8 @@ class PasswordResetHandler(APIHandler):
             await asyncio.to_thread(self.ctx.audit, self.username, "password-reset", user, "", result, str(e))
             if e.status in (403, 404, 409):
                 raise web.HTTPError(e.status, "%s", str(e))
-            raise web.HTTPError(502, "The hub did not reset the password (%s); nothing changed. Try again; "
-                                     "the hub's log says more.", str(e))
+            raise web.HTTPError(502, "%s", _("The hub did not reset the password (%(reason)s); nothing changed. Try "
+                                             "again; the hub's log says more.", reason=str(e)))
         answer = answer or {}
         detail = f"{answer.get('sessions_revoked', 0)} login sessions revoked"
         await asyncio.to_thread(self.ctx.audit, self.username, "password-reset", user, "", "ok", detail)

@@ -1,5 +1,5 @@
 """Admin pages: per course its students (server status, GPUs, image version, last activity)
-with stop / reset / reset-all; templates (list, create, edit as YAML, roll back); branding
+with stop / reset / reset-all; the list of templates (the editor: template_pages.py); branding
 uploads; backups and the audit log. Each section and each row shows what
 hub_ext.service.authz allows this caller, the rule the API asks too: an instructor whose
 reset scope is filtered to their course's group sees and acts on that course's students and
@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 
-import yaml
 from tornado import web
 from tornado.escape import url_escape
 from tornado.log import app_log
 
 from hub_ext import contract
 from hub_ext.branding import store as branding
-from hub_ext.catalog import store
+from hub_ext.catalog.model import ACCESS_EVERYONE
+from hub_ext.i18n import _, ngettext
 from hub_ext.images import status as image_status
 from hub_ext.homes.stop_notes import stop_with_reason
 from hub_ext.paths import state_dir
 from hub_ext.service.authz import Action, refusal
-from hub_ext.service.base import int_value
 from hub_ext.service.branding_api import ImageUpload
 from hub_ext.service.db import AuditEntry
-from hub_ext.service.masking import mask_credentials
 from hub_ext.service.pages import PageHandler
 from hub_ext.service.resets_api import authorize_reset, partition_reset_targets
 
@@ -61,6 +59,17 @@ def _image_version(client, container_name: str) -> str:
         return ""
 
 
+def is_listed_student(user: dict, course, with_homes: set[str]) -> bool:
+    """Who the admin page lists as a course's student (besides anyone whose server of the
+    course is running): its members (a group of the course: its students', its staff's, or
+    one a template of it names); in a course open to everyone, which has no members, those
+    with a home in it. Never someone who only asked for a template of the course and was
+    refused (their stopped server still names it)."""
+    if course.groups & set(user.get("groups") or ()):
+        return True
+    return course.access == ACCESS_EVERYONE and user["name"] in with_homes
+
+
 class AdminPage(AdminHandler):
     @web.authenticated
     async def get(self):
@@ -77,10 +86,10 @@ class AdminPage(AdminHandler):
             template = catalog.templates.get(contract.template_of(server))
             running = bool(server.get("ready") or server.get("pending"))
             for cid in courses:
-                if u["name"] in homes[cid] or (template and template.course == cid):
+                here = bool(template and template.course == cid and running)
+                if here or is_listed_student(u, courses[cid], homes[cid]):
                     if not await rules.may(Action.RESET, u["name"], cid):
                         continue
-                    here = bool(template and template.course == cid and running)
                     name = contract.container_of(server)
                     rows[cid].append({
                         "name": u["name"], "status": (server.get("pending") or "running") if here else "stopped",
@@ -122,7 +131,8 @@ class AdminActionPage(AdminHandler):
         course = self.get_argument("course")
         courses = (await asyncio.to_thread(self.ctx.catalog)).courses
         if course not in courses:
-            raise web.HTTPError(404, f"No such course: {course}. Courses: {', '.join(courses)}")
+            raise web.HTTPError(404, "%s", _("There is no course %(course)s. Courses: %(courses)s.",
+                                             course=course[:64], courses=", ".join(courses)))
         if not await self.rules.may_reset_some_in(course):
             raise web.HTTPError(403, refusal(Action.RESET, course=course))
         with_homes = sorted(await asyncio.to_thread(self.ctx.homes.users_with_homes, course))
@@ -133,30 +143,38 @@ class AdminActionPage(AdminHandler):
     async def post(self, action: str):
         course = self.get_body_argument("course", "")
         if course not in (await asyncio.to_thread(self.ctx.catalog)).courses:
-            raise web.HTTPError(400, f"No such course: {course}")
+            raise web.HTTPError(400, "%s", _("There is no course %(course)s; nothing was changed.",
+                                             course=course[:64]))
         if action == "stop":
             user = self.get_body_argument("user")
             await authorize_reset(self, [user], course)
             await stop_with_reason(self.ctx.hub, state_dir(), user)
             await asyncio.to_thread(self.ctx.audit, self.username, "stop", user, course, "ok")
-            return self.back(f"Stopped {user}'s server")
+            return self.back(_("%(user)s's server was stopped; their files are kept, and they will see why on "
+                               "their next visit.", user=user))
         if action == "reset":
             targets = [self.get_body_argument("user")]
         elif action == "reset-all":
             if self.get_body_argument("confirm", "") != course:
-                raise web.HTTPError(400, f"Type the course id {course} to confirm resetting every student")
+                raise web.HTTPError(400, "%s", _("Nothing was reset: type the course id %(course)s to confirm "
+                                                 "resetting every student.", course=course))
             targets = sorted(await asyncio.to_thread(self.ctx.homes.users_with_homes, course))
         else:
-            raise web.HTTPError(404, f"No such action: {action}")
+            raise web.HTTPError(404, "%s", _("There is no action %(action)s.", action=action[:40]))
         if action == "reset-all":  # those this admin may reset; the others are listed
             targets, refused = await partition_reset_targets(self, targets, course)
         else:
             targets, refused = await authorize_reset(self, targets, course), []
         results = await self.ctx.homes.reset_many(self.username, targets, course)
         failed = [r for r in results if r["result"] != "ok"]
-        self.back(f"Reset {len(results) - len(failed)} of {len(results)} in {course}"
-                  + (f"; failed: {', '.join(r['user'] + ' (' + r['message'] + ')' for r in failed)}" if failed else "")
-                  + (f"; not yours to reset: {', '.join(r['user'] for r in refused)}" if refused else ""))
+        done = ngettext("%(num)d of %(total)d home of %(course)s was reset; the old files are in backups "
+                        "you can restore below.",
+                        "%(num)d of %(total)d homes of %(course)s were reset; the old files are in backups you "
+                        "can restore below.", len(results) - len(failed), total=len(results), course=course)
+        failures = _("Failed: %(list)s.", list=", ".join(f"{r['user']} ({r['message']})" for r in failed)) \
+            if failed else ""
+        others = _("Not yours to reset: %(list)s.", list=", ".join(r["user"] for r in refused)) if refused else ""
+        self.back(" ".join(p for p in (done, failures, others) if p))
 
 
 class BackupActionPage(AdminHandler):
@@ -166,84 +184,17 @@ class BackupActionPage(AdminHandler):
         name = self.get_body_argument("backup", "")
         backup = await asyncio.to_thread(self.ctx.homes.find_backup, name)
         if backup is None:
-            raise web.HTTPError(404, f"No such backup: {name}")
+            raise web.HTTPError(404, "%s", _("There is no backup %(name)s; it may have been deleted already.",
+                                             name=name[:200]))
         await self.rules.require(Action.MANAGE_BACKUP, backup.user, backup.course)
         if action == "restore":
             result = await self.ctx.homes.restore(self.username, backup)
         elif self.get_body_argument("confirm", "") != name:
-            return self.back(f"Not deleted: type the backup's name ({name}) to confirm")
+            return self.back(_("Nothing was deleted: type the backup's name (%(name)s) to confirm.", name=name))
         else:
             result = await self.ctx.homes.delete_backup(self.username, backup)
-        self.back(result["message"] if result["result"] == "ok" else f"Failed: {result['message']}")
-
-
-class TemplateEditPage(AdminHandler):
-    """A template as YAML: create (id 'new') or edit, with its revisions to roll back to."""
-
-    @web.authenticated
-    async def get(self, tid: str):
-        self.require(Action.TEMPLATES)
-        await self.show(tid)
-
-    async def show(self, tid: str, text: str | None = None, error: str = "", course: str = "") -> None:
-        def load():  # files and the database, in a thread
-            revisions, record, current = [], None, text
-            with self.ctx.db() as session:
-                if tid != "new":
-                    record = store.get(session, self.ctx.file_catalog(), tid)
-                    revisions = [mask_credentials(r.to_dict()) for r in store.revisions(session, tid)]
-                    current = current if current is not None else store.template_yaml(
-                        store.current_data(session, record))
-            return revisions, record, current
-
-        try:
-            revisions, record, text = await asyncio.to_thread(load)
-        except store.StoreError as e:
-            raise web.HTTPError(e.status, str(e))
-        text = mask_credentials(text or "")
-        self.render_page("template_edit.html", tid=tid, text=text, error=mask_credentials(error),
-                         revisions=revisions, course=course or (record.course if record else ""),
-                         disabled=bool(record and record.disabled))
-
-    @web.authenticated
-    async def post(self, tid: str):
-        self.require(Action.TEMPLATES)
-        text = self.get_body_argument("yaml", "")
-        course = self.get_body_argument("course", "")
-        rollback_to = self.get_body_argument("rollback", "")
-        state = self.get_body_argument("state", "")
-        comment = self.get_body_argument("comment", "")
-        if state == "delete" and self.get_body_argument("confirm", "") != tid:
-            return await self.show(tid, None, f"Not deleted: type {tid} to confirm")
-        number = int_value("rollback", rollback_to, 1, 10**9) if rollback_to else 0
-
-        def change() -> str:  # files and the database, in a thread; the message to go back with
-            nonlocal tid
-            with self.ctx.db() as session:
-                files = self.ctx.file_catalog()
-                if state in ("enable", "disable"):
-                    store.set_disabled(session, files, tid, state == "disable")
-                    return f"Template {tid} {state}d"
-                if state == "delete":
-                    store.delete(session, files, tid)
-                    return f"Template {tid} deleted (its revisions are kept)"
-                if rollback_to:
-                    store.rollback(session, files, tid, number, self.username, self.ctx.policy)
-                else:
-                    data = yaml.safe_load(text)
-                    if tid == "new":
-                        tid = store.create(session, files, course, course, data, self.username, self.ctx.policy).id
-                    else:
-                        store.update(session, files, tid, data, self.username, self.ctx.policy, comment)
-            return f"Saved template {tid}"
-
-        try:
-            message = await asyncio.to_thread(change)
-        except yaml.YAMLError as e:
-            return await self.show(tid, text, f"Not valid YAML: {e}", course)
-        except store.StoreError as e:
-            return await self.show(tid, text, str(e), course)
-        self.back(message, "#templates")
+        self.back(result["message"] if result["result"] == "ok"
+                  else _("Nothing was changed: %(reason)s", reason=result["message"]))
 
 
 @web.stream_request_body
@@ -255,7 +206,7 @@ class BrandingUploadPage(ImageUpload, AdminHandler):
         self.parse_form()
         await self.identify()
         if self.current_user is None:
-            raise web.HTTPError(403, "Log in to the hub to upload branding")
+            raise web.HTTPError(403, "%s", _("Log in to the hub to upload branding."))
         self.require(Action.BRANDING)
         if kind not in ("logo", "favicon"):
             raise web.HTTPError(404)
@@ -276,6 +227,5 @@ def handlers(prefix: str) -> list:
         (prefix + r"admin", AdminPage),
         (prefix + r"admin/(stop|reset|reset-all)", AdminActionPage),
         (prefix + r"admin/(restore|delete-backup)", BackupActionPage),
-        (prefix + r"admin/templates/([a-z0-9-]+)", TemplateEditPage),
         (prefix + r"admin/branding/(\w+)", BrandingUploadPage),
     ]

@@ -10,21 +10,22 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import docker
-from jinja2 import Environment, FileSystemLoader
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
-from hub_ext import contract, paths
+from hub_ext import contract, i18n, paths
 from hub_ext.catalog import store
 from hub_ext.catalog.model import Catalog, load_catalog
 from hub_ext.credentials import ensure_secret_file
 from hub_ext.homes.recipe import Homes
 from hub_ext.hubclient import HubAPI
 from hub_ext.hubconfig import Settings
+from hub_ext.i18n.hub import make_transforms
 from hub_ext.service import accounts_api, admin_pages, authz, branding_api, pages, process, resets_api, templates_api
 from hub_ext.service import term_api
-from hub_ext.service import course_pages, enrolment_api
+from hub_ext.service import template_pages, templating
+from hub_ext.service import branding_pages, course_pages, enrolment_api
 from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
 from hub_ext.service.db import AuditEntry, SchemaError, open_database
 
@@ -86,7 +87,7 @@ class OpenAPIHandler(web.RequestHandler):
 
 
 def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -> web.Application:
-    templates = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True)
+    templates = templating.make_environment()  # the hub's page.html around every page
     routes = [
         (prefix + r"api/?", InfoHandler),
         (prefix + r"api/health", HealthHandler),
@@ -102,13 +103,19 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         *branding_api.handlers(prefix),
         *pages.handlers(prefix),
         *admin_pages.handlers(prefix),
+        *branding_pages.handlers(prefix),
+        *template_pages.handlers(prefix),
         *course_pages.handlers(prefix),
         (prefix + r"api/.*", NotFoundAPIHandler),
+        (prefix + r".*", pages.NotFoundPage),  # any other path: the error page, framed like the rest
     ]
     return web.Application(
         routes, goldenhub=ctx, templates=templates, prefix=prefix, cookie_secret=cookie_secret,
         xsrf_cookies=True, xsrf_cookie_kwargs=samesite_cookie_options(), log_function=log_request,
         login_url=url_path_join(prefix, "oauth_callback"),
+        # every request's language (?lang=, remembered in the hub's cookie; the cookie; the
+        # browser's; the default), chosen before its handler runs, as on the hub
+        transforms=make_transforms({}),
     )
 
 
@@ -122,6 +129,7 @@ def main() -> None:
     except ValueError as e:
         log.error("%s", e)
         raise SystemExit(1) from None
+    i18n.set_default(s.language)  # pages and messages of a request that names no language
     try:
         pid_file = process.claim(s.state_dir, hub_pid)
     except process.AnotherService as e:

@@ -48,6 +48,7 @@ from jupyterhub.services.auth import check_scopes
 from tornado import web
 
 from hub_ext import contract
+from hub_ext.i18n import N_, _
 
 PREFIX = "custom:goldenhub:"
 RESET_SCOPE = PREFIX + "reset"
@@ -203,15 +204,17 @@ class Rules:
 
     def require_admin(self) -> None:
         if not self.may_open_admin():
-            raise web.HTTPError(403, f"This page needs the scope {RESET_SCOPE} or {ENROL_SCOPE} (filtered or not), "
-                                     f"{TEMPLATES_SCOPE}, {BRANDING_SCOPE} or {ACCOUNTS_SCOPE}; "
-                                     "course staff have it for their courses")
+            raise web.HTTPError(403, _("This page is for instructors, teaching assistants and administrators: it "
+                                       "needs the scope %(reset)s or %(enrol)s (filtered or not), %(templates)s, "
+                                       "%(branding)s or %(accounts)s; course staff have it for their courses",
+                                       reset=RESET_SCOPE, enrol=ENROL_SCOPE, templates=TEMPLATES_SCOPE,
+                                       branding=BRANDING_SCOPE, accounts=ACCOUNTS_SCOPE))
 
     def require_manager(self, what: str) -> None:
         """403 for `what` (e.g. "Restoring or deleting backups") unless the caller holds the
         reset scope in some form; whose and which course is decided per item afterwards."""
         if not self.manages_students():
-            raise web.HTTPError(403, f"{what} needs the scope {RESET_SCOPE}")
+            raise web.HTTPError(403, _("%(what)s needs the scope %(scope)s", what=what, scope=RESET_SCOPE))
 
     def require_now(self, action: Action, what: str | None = None) -> None:
         if not self.may_now(action):
@@ -229,24 +232,27 @@ class Rules:
 
 
 def refusal(action: Action, student: str | None = None, course: str | None = None, what: str | None = None) -> str:
-    """The sentence of a 403: what was refused and which scope it needs."""
+    """The sentence of a 403: what was refused and which scope it needs (in the caller's language)."""
     if action is Action.RESET and student is None:
-        return f"You may not reset the students of {course}: that needs the scope {RESET_SCOPE} for their course group"
+        return _("You may not reset the students of %(course)s: that needs the scope %(scope)s for their course group",
+                 course=course, scope=RESET_SCOPE)
     if action is Action.RESET:
-        return (f"You may not reset {student}'s {course} environment: "
-                f"that needs the scope {RESET_SCOPE} for them or their course group")
+        return _("You may not reset %(student)s's %(course)s environment: that needs the scope %(scope)s for them or "
+                 "their course group", student=student, course=course, scope=RESET_SCOPE)
     if action is Action.MANAGE_BACKUP:
-        return (f"You may not restore or delete {student}'s {course} backups: "
-                f"that needs the scope {RESET_SCOPE} for them or their course group")
+        return _("You may not restore or delete %(student)s's %(course)s backups: that needs the scope %(scope)s for "
+                 "them or their course group", student=student, course=course, scope=RESET_SCOPE)
     if action is Action.SEE_BACKUP:
-        return f"Listing {student}'s backups needs the scope {RESET_SCOPE}"
+        return _("Listing %(student)s's backups needs the scope %(scope)s", student=student, scope=RESET_SCOPE)
     if action is Action.ENROL:
-        return (f"You may not change the enrolment of {course}: that needs the scope {ENROL_SCOPE} for the "
-                f"group {contract.course_group(course)} (its instructors and TAs have it)")
+        return _("You may not change the enrolment of %(course)s: that needs the scope %(scope)s for the group "
+                 "%(group)s (its instructors and TAs have it)", course=course, scope=ENROL_SCOPE,
+                 group=contract.course_group(course))
     if action is Action.CLOSE_TERM:
-        return (f"You may not close the term of {course}: that needs the scopes {ENROL_SCOPE} and {RESET_SCOPE} "
-                f"for the group {contract.course_group(course)} (its instructors and TAs have them)")
-    what = what or {Action.READ_AUDIT: "The audit log", Action.TEMPLATES: "Changing templates",
-                    Action.BRANDING: "Changing the logo or favicon",
-                    Action.ACCOUNTS: "Resetting a password (admins only)"}[action]
-    return f"{what} needs the scope {SCOPE[action]}"
+        return _("You may not close the term of %(course)s: that needs the scopes %(enrol)s and %(reset)s for the "
+                 "group %(group)s (its instructors and TAs have them)", course=course, enrol=ENROL_SCOPE,
+                 reset=RESET_SCOPE, group=contract.course_group(course))
+    what = what or _({Action.READ_AUDIT: N_("The audit log"), Action.TEMPLATES: N_("Changing templates"),
+                      Action.BRANDING: N_("Changing the logo or favicon"),
+                      Action.ACCOUNTS: N_("Resetting a password (admins only)")}[action])
+    return _("%(what)s needs the scope %(scope)s", what=what, scope=SCOPE[action])

@@ -19,6 +19,9 @@ import re
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
 from tornado import httputil, web
 
+from hub_ext.hubclient import HubAPIError
+from hub_ext.i18n import N_, _
+from hub_ext.i18n.format import size_text
 from hub_ext.service import authz
 from hub_ext.service.masking import mask_credentials
 
@@ -29,10 +32,22 @@ MAX_BODY = 64 * 1024  # JSON bodies of this API are small; uploads have their ow
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
        "script-src 'self'; frame-ancestors 'self'; form-action 'self'")
 
-XSRF_REFUSED = ("This request carries your login cookie but not this page's XSRF token (_xsrf; {reason}), "
-                "so it was refused: send the form from the service's own page, or call the API with a "
-                "JupyterHub token in the Authorization header.")
-UNEXPECTED = "Internal error; an administrator can find the details in the service log."
+XSRF_REFUSED = N_("This request carries your login cookie but not this page's XSRF token (_xsrf; %(reason)s), "
+                  "so it was refused: send the form from the service's own page, or call the API with a "
+                  "JupyterHub token in the Authorization header.")
+UNEXPECTED = N_("Something went wrong on the server, so this was not done; an administrator can find the "
+                "details in the service log. Try again in a few minutes.")
+HUB_UNREACHABLE = N_("The hub did not answer, so this was not done; try again in a minute. If it keeps happening, "
+                     "tell your instructor or an administrator.")
+HUB_REFUSED = N_("The hub refused this request, so nothing was changed; try again, and if it keeps happening, "
+                 "tell your instructor or an administrator.")
+# The sentence of an error that carries no message of its own, by status.
+PLAIN = {400: N_("This request was not understood, so nothing was changed; go back and try again."),
+         401: N_("You are not logged in: log in to the hub and try again."),
+         403: N_("You may not do this; if you think you should, ask an administrator."),
+         404: N_("There is no such page; go back to your environments page and choose from there."),
+         405: N_("This page cannot be used like this; go back and use its buttons."),
+         413: N_("What was sent is too large, so nothing was changed.")}
 
 # Query parameters that carry credentials; their values never reach a log line.
 _SECRET_PARAMS = re.compile(r"(?i)([?&](?:token|_xsrf|code|state|access_token)=)[^&#]*")
@@ -75,13 +90,24 @@ def error_message(exc: BaseException | None, status_code: int, reason: str) -> s
     """The one sentence an error answer carries: an HTTPError's or a domain error's own
     message, else (an unexpected exception) a sentence pointing at the service log, never a
     traceback."""
-    if isinstance(exc, web.HTTPError):
-        return mask_credentials(exc.get_message() or reason)
-    if domain_status(exc):
-        return mask_credentials(str(exc) or reason)
+    if isinstance(exc, HubAPIError) and (not exc.reached or exc.status >= 500 or not str(exc)):
+        return _(HUB_UNREACHABLE if not exc.reached or exc.status >= 500 else HUB_REFUSED)
+    if isinstance(exc, web.HTTPError) and exc.get_message():
+        return mask_credentials(exc.get_message())
+    if domain_status(exc) and str(exc):
+        return mask_credentials(str(exc))
     if status_code >= 500:
-        return UNEXPECTED
-    return reason
+        return _(UNEXPECTED)
+    return _(PLAIN[status_code]) if status_code in PLAIN else reason
+
+
+def error_detail(exc: BaseException | None) -> str:
+    """What an administrator may see behind a "details" toggle (the template variable
+    `detail`): the hub's own answer behind a HubAPIError sentence; '' for everything else.
+    Never shown to a student."""
+    if isinstance(exc, HubAPIError):
+        return mask_credentials(f"{exc.status}: {exc}")[:1000]
+    return ""
 
 
 class Refusal(web.HTTPError):
@@ -137,10 +163,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             try:
                 model = self.check_hub_user(model)
             except UserNotAllowed:
-                raise web.HTTPError(403, f"This login or token of {model.get('name', '?')} may not use the goldenhub "
-                                         "service: that needs the scope access:services!service=goldenhub")
+                raise web.HTTPError(403, "%s", _(
+                    "This login or token of %(name)s may not use the goldenhub service: that needs the scope "
+                    "access:services!service=goldenhub.", name=model.get("name", "?")))
         elif self._xsrf_refusal:
-            raise web.HTTPError(403, XSRF_REFUSED.format(reason=self._xsrf_refusal.rstrip(".")))
+            raise web.HTTPError(403, "%s", _(XSRF_REFUSED, reason=self._xsrf_refusal.rstrip(".")))
         self._identity = model or None
         self.current_user = self._identity
         if model:
@@ -198,20 +225,23 @@ class APIHandler(BaseHandler):
     async def identify(self) -> None:
         await super().identify()
         if self.current_user is None:
-            raise web.HTTPError(401, "Authentication required: send a JupyterHub token or log in")
+            raise web.HTTPError(401, "%s", _("You are not logged in: log in to the hub, or send a JupyterHub "
+                                             "token in the Authorization header."))
 
     def json_body(self) -> dict:
         body = self.request.body
         if len(body) > MAX_BODY:
-            raise web.HTTPError(413, f"Request body too large: {len(body)} bytes; at most {MAX_BODY}")
+            raise web.HTTPError(413, "%s", _("The request body is too large: %(size)s; at most %(limit)s.",
+                                             size=size_text(len(body)), limit=size_text(MAX_BODY)))
         try:
             data = json.loads(body.decode("utf-8")) if body else {}
         except UnicodeDecodeError:
-            raise web.HTTPError(400, "Request body is not valid UTF-8")
+            raise web.HTTPError(400, "%s", _("The request body is not valid UTF-8."))
         except json.JSONDecodeError as e:
-            raise web.HTTPError(400, f"Request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+            raise web.HTTPError(400, "%s", _("The request body is not valid JSON: %(problem)s at line %(line)d "
+                                             "column %(column)d.", problem=e.msg, line=e.lineno, column=e.colno))
         if not isinstance(data, dict):
-            raise web.HTTPError(400, "Request body must be a JSON object")
+            raise web.HTTPError(400, "%s", _("The request body must be a JSON object."))
         return data
 
     def write_json(self, data, status: int = 200) -> None:
@@ -231,7 +261,8 @@ class NotFoundAPIHandler(APIHandler):
     """Any other path under api/: a JSON 404 (not tornado's HTML page)."""
 
     async def prepare(self):
-        raise web.HTTPError(404, f"No such API endpoint: {self.request.path}; see api/openapi.json")
+        raise web.HTTPError(404, "%s", _("There is no API endpoint %(path)s; see api/openapi.json.",
+                                         path=self.request.path[:200]))
 
 
 class BoundedUpload:
@@ -246,7 +277,8 @@ class BoundedUpload:
     read_limit = 1024 * 2**20
 
     def too_big(self, size: int) -> str:
-        return f"The upload is {size / 2**20:.1f} MiB; an upload may be at most {self.max_upload // 2**20} MiB"
+        return _("The upload is %(size)s; an upload may be at most %(limit)s.", size=size_text(size),
+                 limit=size_text(self.max_upload))
 
     def prepare(self):
         self.request.connection.set_max_body_size(self.read_limit)
@@ -283,16 +315,18 @@ class BoundedUpload:
 def str_field(body: dict, name: str, default: str | None = None, required: bool = False) -> str | None:
     value = body.get(name, default)
     if required and value in (None, ""):
-        raise web.HTTPError(400, f"\"{name}\" is required: a string")
+        raise web.HTTPError(400, "%s", _("\"%(name)s\" is required: a string.", name=name))
     if value is not None and not isinstance(value, str):
-        raise web.HTTPError(400, f"\"{name}\" must be a string, not {json_type(value)}")
+        raise web.HTTPError(400, "%s", _("\"%(name)s\" must be a string, not %(type)s.", name=name,
+                                         type=json_type(value)))
     return value
 
 
 def bool_field(body: dict, name: str, default: bool = False) -> bool:
     value = body.get(name, default)
     if not isinstance(value, bool):
-        raise web.HTTPError(400, f"\"{name}\" must be true or false, not {json_type(value)}")
+        raise web.HTTPError(400, "%s", _("\"%(name)s\" must be true or false, not %(type)s.", name=name,
+                                         type=json_type(value)))
     return value
 
 
@@ -301,10 +335,11 @@ def int_value(name: str, value, low: int, high: int) -> int:
     if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise web.HTTPError(400, f"\"{name}\" must be a whole number from {low} to {high}; got {value!r:.40}")
+        raise web.HTTPError(400, "%s", _("\"%(name)s\" must be a whole number from %(low)d to %(high)d; got "
+                                         "%(value)s.", name=name, low=low, high=high, value=f"{value!r:.40}"))
     return value
 
 
 def json_type(value) -> str:
-    return {dict: "an object", list: "a list", bool: "true/false", int: "a number", float: "a number",
-            type(None): "null"}.get(type(value), "a string" if isinstance(value, str) else type(value).__name__)
+    return _({dict: N_("an object"), list: N_("a list"), bool: N_("true/false"), int: N_("a number"),
+              float: N_("a number"), type(None): "null"}.get(type(value), N_("a string")))

@@ -19,11 +19,12 @@ from tornado import web
 from tornado.escape import url_escape
 
 from hub_ext.accounts.roster import MAX_BYTES, MAX_ROWS
+from hub_ext.i18n import _
 from hub_ext.service.accounts_api import PasswordResetHandler, auth_mode
 from hub_ext.service.authz import Action
-from hub_ext.service.base import Refusal, error_message
+from hub_ext.service.base import Refusal, error_detail, error_message
 from hub_ext.service.enrolment_api import RosterUpload, known_course, require_people, run_import, visible_people
-from hub_ext.service.pages import PageHandler
+from hub_ext.service.pages import PageHandler, page_html
 
 
 class CoursePageBase(PageHandler):
@@ -57,7 +58,7 @@ class CourseRosterPage(RosterUpload, CoursePageBase):
         self.parse_form()
         await self.identify()
         if self.current_user is None:
-            raise web.HTTPError(403, "Log in to the hub to import a roster")
+            raise web.HTTPError(403, "%s", _("Log in to the hub to import a roster."))
         await known_course(self, course_id)
         self.rules.require_for_course(Action.ENROL, course_id)
         data = self.form_file("roster")
@@ -69,7 +70,7 @@ class CourseRosterPage(RosterUpload, CoursePageBase):
         dry_run = self.get_body_argument("dry_run", "") in ("1", "on")
         sync = self.get_body_argument("sync", "") in ("1", "on")
         if not data:
-            return await self.show(course_id, problems=["Choose a roster file (CSV) to upload"], sync=sync)
+            return await self.show(course_id, problems=[_("Choose a roster file (CSV) to upload.")], sync=sync)
         try:
             result = await run_import(self, course_id, data, dry_run, sync)
         except Refusal as e:
@@ -93,10 +94,9 @@ class PasswordResetPage(PasswordResetHandler):
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        template = self.settings["templates"].get_template("error.html")
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(template.render(prefix=self.settings["prefix"], status=status_code,
-                                    message=error_message(exc, status_code, self._reason)))
+        self.finish(page_html(self, "error.html", status=status_code,
+                              message=error_message(exc, status_code, self._reason),
+                              detail=error_detail(exc)))  # only staff reach this handler's errors
 
 
 def handlers(prefix: str) -> list:

@@ -24,6 +24,8 @@ from tornado import web
 from hub_ext import contract
 from hub_ext.accounts import enrolment
 from hub_ext.accounts.roster import MAX_BYTES, MAX_ROWS, RosterError, parse_roster
+from hub_ext.i18n import N_, _, ngettext
+from hub_ext.i18n.format import size_text
 from hub_ext.service.authz import Action, refusal
 from hub_ext.service.base import APIHandler, BoundedUpload, Refusal
 
@@ -31,8 +33,8 @@ from hub_ext.service.base import APIHandler, BoundedUpload, Refusal
 # so) is 4/3 of the file. A bigger raw file still gets parse_roster's own sentence.
 MAX_UPLOAD = MAX_BYTES * 4 // 3 + 64 * 1024
 READ_LIMIT = 256 * 2**20
-TOO_BIG = (f"The upload is {{size:.1f}} MB; a roster may be at most {MAX_BYTES // 2**20} MB "
-           f"({MAX_ROWS} people): split it into several files")
+TOO_BIG = N_("The upload is %(size)s; a roster may be at most %(limit)s (%(rows)d people): split it into "
+             "several files.")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
@@ -43,7 +45,7 @@ class RosterUpload(BoundedUpload):
     read_limit = READ_LIMIT
 
     def too_big(self, size: int) -> str:
-        return TOO_BIG.format(size=size / 2**20)
+        return _(TOO_BIG, size=size_text(size), limit=size_text(MAX_BYTES), rows=MAX_ROWS)
 
     def form_file(self, name: str) -> bytes | None:
         """The bytes of an uploaded file field (or a plain field) `name`, if sent."""
@@ -59,7 +61,8 @@ def flag(value: str, name: str) -> bool:
         return True
     if value.lower() in _FALSE:
         return False
-    raise web.HTTPError(400, f"\"{name}\" must be 1 or 0 (true or false); got {value[:20]!r}")
+    raise web.HTTPError(400, "%s", _("\"%(name)s\" must be 1 or 0 (true or false); got %(value)s.", name=name,
+                                     value=repr(value[:20])))
 
 
 async def may_see_people(rules, course: str) -> bool:
@@ -72,9 +75,10 @@ async def known_course(handler, course: str):
     if course in catalog.courses:
         return catalog.courses[course]
     visible = [c for c in catalog.courses if await may_see_people(handler.rules, c)]
-    raise web.HTTPError(404, f"No such course: {course[:64]!r}. "
-                             + (f"Courses you manage: {', '.join(visible)}" if visible
-                                else "You manage no course's enrolment."))
+    raise web.HTTPError(404, "%s", _("There is no course %(course)s. Courses you manage: %(courses)s.",
+                                     course=repr(course[:64]), courses=", ".join(visible)) if visible
+                        else _("There is no course %(course)s. You manage no course's enrolment.",
+                               course=repr(course[:64])))
 
 
 async def require_people(handler, course: str):
@@ -113,8 +117,10 @@ async def run_import(handler, course: str, data: bytes, dry_run: bool, sync: boo
         return await enrolment.import_roster(handler.ctx.hub, handler.ctx.db, course, roster, handler.username,
                                              dry_run=dry_run, sync=sync)
     except RosterError as e:
-        raise Refusal(400, f"The roster has {len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}; "
-                           "nothing was changed. Fix every line listed and upload it again.",
+        raise Refusal(400, ngettext("The roster has %(num)d problem; nothing was changed. Fix the line listed "
+                                    "and upload it again.",
+                                    "The roster has %(num)d problems; nothing was changed. Fix every line listed "
+                                    "and upload it again.", len(e.problems)),
                       problems=e.problems)
 
 
@@ -128,8 +134,8 @@ class RosterHandler(RosterUpload, APIHandler):
         self.rules.require_for_course(Action.ENROL, course)
         data = self.form_file("roster") if is_form else body
         if not data:
-            raise web.HTTPError(400, "No roster: send the CSV file as the request body, or as the form field "
-                                     "\"roster\" of a multipart/form-data upload")
+            raise web.HTTPError(400, "%s", _("No roster was sent: send the CSV file as the request body, or as the "
+                                             "form field \"roster\" of a multipart/form-data upload."))
         dry_run = flag(self.get_query_argument("dry_run", ""), "dry_run")
         sync = flag(self.get_query_argument("sync", ""), "sync")
         self.write_json(await run_import(self, course, data, dry_run, sync))

@@ -10,6 +10,7 @@ import asyncio
 
 from tornado import web
 
+from hub_ext.i18n import _, ngettext
 from hub_ext.service.authz import RESET_SCOPE, Action, refusal
 from hub_ext.service.base import APIHandler, bool_field, int_value, str_field
 from hub_ext.service.db import AuditEntry
@@ -29,7 +30,7 @@ async def authorize_reset(handler, targets: list[str], course_id: str) -> list[s
                                     "missing scope")
             raise web.HTTPError(403, refusal(Action.RESET, target, course_id))
         if await handler.ctx.hub.user(target) is None:
-            raise web.HTTPError(404, f"No such user: {target}")
+            raise web.HTTPError(404, "%s", _("There is no user %(user)s.", user=target[:80]))
     return targets
 
 
@@ -45,8 +46,11 @@ async def partition_reset_targets(handler, targets: list[str], course_id: str) -
                                     "missing scope")
             refused.append({"user": target, "result": "refused", "message": refusal(Action.RESET, target, course_id)})
     if refused and not allowed:
-        raise web.HTTPError(403, f"You may not reset any of the {len(refused)} {course_id} environments: that "
-                                 f"needs the scope {RESET_SCOPE} for their course group")
+        raise web.HTTPError(403, "%s", ngettext(
+            "You may not reset the %(num)d environment of %(course)s: that needs the scope %(scope)s for its "
+            "course group. Nothing was changed.",
+            "You may not reset any of the %(num)d environments of %(course)s: that needs the scope %(scope)s for "
+            "their course group. Nothing was changed.", len(refused), course=course_id, scope=RESET_SCOPE))
     return allowed, refused
 
 
@@ -63,19 +67,22 @@ class ResetsHandler(APIHandler):
         course_id = str_field(body, "course", required=True)
         catalog = await asyncio.to_thread(self.ctx.catalog)
         if course_id not in catalog.courses:
-            raise web.HTTPError(400, f"No such course: {course_id!r}. Courses: {', '.join(catalog.courses)}")
+            raise web.HTTPError(400, "%s", _("There is no course %(course)s. Courses: %(courses)s.",
+                                             course=repr(course_id)[:80], courses=", ".join(catalog.courses)))
         if bool_field(body, "all"):
             if str_field(body, "confirm") != course_id:
-                raise web.HTTPError(400, f"A course-wide reset needs \"confirm\": \"{course_id}\"")
+                raise web.HTTPError(400, "%s", _("Nothing was reset: a course-wide reset needs \"confirm\": "
+                                                 "\"%(course)s\".", course=course_id))
             targets = sorted(await asyncio.to_thread(self.ctx.homes.users_with_homes, course_id))
         else:
             user = body.get("user", self.username)
             if not isinstance(user, str) or not user:
-                raise web.HTTPError(400, "\"user\" must be a user name")
+                raise web.HTTPError(400, "%s", _("\"user\" must be a user name."))
             targets = [user]
         unknown = set(body) - {"course", "user", "all", "confirm"}
         if unknown:
-            raise web.HTTPError(400, f"Unknown fields: {', '.join(sorted(unknown))}; allowed: course, user, all, confirm")
+            raise web.HTTPError(400, "%s", _("Unknown fields: %(fields)s; allowed: course, user, all, confirm.",
+                                             fields=", ".join(sorted(unknown))[:200]))
 
         if body.get("all"):  # reset those the actor may; list the others with why
             allowed, refused = await partition_reset_targets(self, targets, course_id)
@@ -107,20 +114,21 @@ class BackupHandler(APIHandler):
         self.rules.require_manager("Restoring or deleting backups")
         backup = await asyncio.to_thread(self.ctx.homes.find_backup, name)
         if backup is None:
-            raise web.HTTPError(404, f"No such backup: {name}")
+            raise web.HTTPError(404, "%s", _("There is no backup %(name)s.", name=name[:200]))
         await self.rules.require(Action.MANAGE_BACKUP, backup.user, backup.course)
         return backup
 
     async def post(self, name: str, action: str):
         if action != "restore":
-            raise web.HTTPError(404, f"No such action: {action}; allowed: restore")
+            raise web.HTTPError(404, "%s", _("There is no action %(action)s; allowed: restore.", action=action[:40]))
         backup = await self._backup(name)
         self.write_json(raise_if_failed(await self.ctx.homes.restore(self.username, backup)))
 
     async def delete(self, name: str, action: str | None = None):
         backup = await self._backup(name)
         if self.get_argument("confirm", "") != name:
-            raise web.HTTPError(400, f"Deleting a backup cannot be undone: repeat its name as ?confirm={name}")
+            raise web.HTTPError(400, "%s", _("Nothing was deleted: deleting a backup cannot be undone, so repeat "
+                                             "its name as ?confirm=%(name)s.", name=name[:200]))
         self.write_json(raise_if_failed(await self.ctx.homes.delete_backup(self.username, backup)))
 
 

@@ -1,5 +1,5 @@
 """Environment templates over the REST API: list, show, create, edit, roll back,
-disable/enable and delete templates made at runtime.
+disable/enable and delete templates made at runtime; list deleted ones with their revisions.
 
 Rules: changes and the full record (every field, revisions with authors and diffs, who
 manages it) need the scope custom:goldenhub:templates. Without it a user sees only the
@@ -15,6 +15,7 @@ import asyncio
 from tornado import web
 
 from hub_ext.catalog import store
+from hub_ext.i18n import _
 from hub_ext.service.authz import Action
 from hub_ext.service.base import APIHandler, Refusal, int_value, str_field
 from hub_ext.service.masking import mask_credentials
@@ -87,7 +88,7 @@ class TemplateHandler(TemplatesAPIHandler):
         if not self.may_curate:
             template = (await self.startable()).get(tid)
             if template is None:
-                raise web.HTTPError(404, f"No such template: {tid}")
+                raise web.HTTPError(404, "%s", _("There is no template %(id)s.", id=tid[:64]))
             return self.write_json(student_dict(template))
 
         def show(session, files):
@@ -107,7 +108,8 @@ class TemplateHandler(TemplatesAPIHandler):
     async def delete(self, tid: str):
         self.require_templates_scope()
         if self.get_argument("confirm", "") != tid:
-            raise web.HTTPError(400, f"Deleting a template needs ?confirm={tid}")
+            raise web.HTTPError(400, "%s", _("Nothing was deleted: deleting a template needs ?confirm=%(id)s.",
+                                             id=tid))
         await self.run(store.delete, tid)
         self.write_json({"id": tid, "deleted": True})
 
@@ -122,12 +124,24 @@ class TemplateActionHandler(TemplatesAPIHandler):
         elif action in ("disable", "enable"):
             record = await self.run(store.set_disabled, tid, action == "disable")
         else:
-            raise web.HTTPError(404, f"No such action: {action}; allowed: rollback, disable, enable")
+            raise web.HTTPError(404, "%s", _("There is no action %(action)s; allowed: rollback, disable, enable.",
+                                             action=action[:40]))
         self.write_json({"id": tid, "revision": record.current, "disabled": record.disabled})
+
+
+class DeletedTemplatesHandler(TemplatesAPIHandler):
+    """GET: deleted templates with every revision kept (who, when, comment, diff, the whole
+    template), for holders of the templates scope."""
+
+    async def get(self):
+        self.require_templates_scope()
+        deleted = await self.run(lambda session, files: store.deleted_with_revisions(session))
+        self.write_json(mask_credentials({"deleted": deleted}))
 
 
 def handlers(prefix: str) -> list:
     return [
+        (prefix + r"api/deleted-templates", DeletedTemplatesHandler),
         (prefix + r"api/templates", TemplatesHandler),
         (prefix + r"api/templates/([a-z0-9-]+)", TemplateHandler),
         (prefix + r"api/templates/([a-z0-9-]+)/(\w+)", TemplateActionHandler),

@@ -16,18 +16,19 @@ from tornado import web
 
 from hub_ext import contract
 from hub_ext.homes import term
+from hub_ext.i18n import N_, _
 from hub_ext.service.authz import Action
 from hub_ext.service.base import APIHandler, bool_field, str_field
 from hub_ext.service.pages import PageHandler
 
 COURSE = r"([a-z0-9-]{1,40})"
-WHAT_HAPPENS = ("Every student's home in {course} moves to a dated backup (restore it from Backups); "
-                "servers stop; students are unenrolled; nothing is deleted.")
+WHAT_HAPPENS = N_("Every student's home in %(course)s moves to a dated backup (restore it from Backups); "
+                  "servers stop; students are unenrolled; nothing is deleted.")
 
 
 def confirmation_needed(course: str) -> str:
-    return (f"Closing the term of {course} needs the course id typed as confirmation: send "
-            f"{{\"confirm\": \"{course}\"}}; nothing was changed.")
+    return _("Closing the term of %(course)s needs the course id typed as confirmation: send "
+             "{\"confirm\": \"%(course)s\"}; nothing was changed.", course=course)
 
 
 async def authorize_close(handler, course: str):
@@ -38,7 +39,8 @@ async def authorize_close(handler, course: str):
         handler.rules.require_for_course(Action.CLOSE_TERM, course)  # raises the 403 sentence
     catalog = await asyncio.to_thread(handler.ctx.catalog)
     if course not in catalog.courses:
-        raise web.HTTPError(404, f"No such course: {course}. Courses: {', '.join(sorted(catalog.courses))}")
+        raise web.HTTPError(404, "%s", _("There is no course %(course)s. Courses: %(courses)s.", course=course,
+                                         courses=", ".join(sorted(catalog.courses))))
     return catalog.courses[course]
 
 
@@ -52,9 +54,10 @@ class TermCloseHandler(APIHandler):
         body = self.json_body()
         unknown = set(body) - {"confirm", "export"}
         if unknown:
-            raise web.HTTPError(400, f"Unknown fields: {', '.join(sorted(unknown))}; allowed: confirm, export")
+            raise web.HTTPError(400, "%s", _("Unknown fields: %(fields)s; allowed: confirm, export.",
+                                             fields=", ".join(sorted(unknown))[:200]))
         if str_field(body, "confirm") != course:
-            raise web.HTTPError(400, confirmation_needed(course))
+            raise web.HTTPError(400, "%s", confirmation_needed(course))
         export = bool_field(body, "export")
         result = await term.close_term(self.ctx.homes, self.ctx.db, self.username, course,
                                        export_parent(self) if export else None)
@@ -74,7 +77,8 @@ class TermClosePage(PageHandler):
         if self.get_body_argument("confirm", "") != course:
             self.set_status(400)
             return self.render_page("term_close.html", **{
-                **facts, "error": f"Not closed: type the course id {course} to confirm. Nothing was changed."})
+                **facts, "error": _("Not closed: type the course id %(course)s to confirm. Nothing was changed.",
+                                    course=course)})
         export = self.get_body_argument("export", "") == "yes"
         result = await term.close_term(self.ctx.homes, self.ctx.db, self.username, course,
                                        export_parent(self) if export else None)
@@ -86,7 +90,7 @@ class TermClosePage(PageHandler):
         staff = await self.ctx.hub.group_members(contract.staff_group(course))
         homes = await asyncio.to_thread(self.ctx.homes.home_volumes, course=course)
         return {"course": info, "students": sorted(students), "staff": sorted(staff), "homes": len(homes),
-                "what_happens": WHAT_HAPPENS.format(course=course), "error": "", "result": None}
+                "what_happens": _(WHAT_HAPPENS, course=course), "error": "", "result": None}
 
 
 def handlers(prefix: str) -> list:

@@ -19,11 +19,14 @@
     const yes = document.createElement("button");
     yes.type = "button";
     yes.id = "confirm-yes";
-    yes.className = "danger";
+    yes.className = "btn btn-danger danger";
     const no = document.createElement("button");
     no.type = "button";
     no.id = "confirm-no";
-    no.textContent = "Cancel";
+    // the page's own word (gh_page.html renders it translated): this script has no catalog
+    const main = document.getElementById("goldenhub-main");
+    no.textContent = (main && main.dataset.wordCancel) || "Cancel";
+    no.className = "btn btn-outline-secondary";
     buttons.append(yes, " ", no);
     dialog.append(text, buttons);
     document.body.append(dialog);
