@@ -558,9 +558,10 @@ def running(pid: int) -> bool:
     return procstat.alive(pid)
 
 
-def browser_login(browser, hub: Hub, name: str, password: str):
-    """A new browser context logged in through the hub's login form; returns its page."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+def browser_login(browser, hub: Hub, name: str, password: str, **context):
+    """A new browser context (Playwright's new_context options: locale, headers, time zone)
+    logged in through the hub's login form; returns its page."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, **context).new_page()
     page.set_default_timeout(60_000)
     page.goto(f"{hub.url}/hub/login")
     page.fill("input[name=username]", name)

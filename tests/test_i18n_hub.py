@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.helpers import ARTIFACTS, WAIT_SPAWN
+from tests.helpers import browser_login as login
 
 pytestmark = pytest.mark.integration
 
@@ -22,15 +23,6 @@ ZH = {"locale": "zh-CN", "extra_http_headers": {"Accept-Language": "zh-CN,zh;q=0
 EN = {"locale": "en-US", "extra_http_headers": {"Accept-Language": "en-US,en;q=0.9"}}
 
 
-def login(browser, hub, name, password, **context):
-    page = browser.new_context(viewport={"width": 1280, "height": 900}, **context).new_page()
-    page.set_default_timeout(60_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("#login_submit")
-    page.wait_for_load_state()
-    return page
 
 
 def shot(page, name):

@@ -20,6 +20,7 @@ from hub_ext.hubconfig import Settings
 from hub_ext.service import templating
 from hub_ext.service.db import AuditEntry, open_database
 from tests.helpers import ARTIFACTS, PREFIX
+from tests.helpers import browser_login as login
 
 
 def in_chromium(test):
@@ -34,15 +35,6 @@ AUDITED = [f"{PREFIX}-aud{i:02d}" for i in range(30)]
 NOON_UTC = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
 
-def login(browser, hub, name: str, password: str, **context):
-    page = browser.new_context(viewport={"width": 1280, "height": 900}, **context).new_page()
-    page.set_default_timeout(60_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("#login_submit")
-    page.wait_for_load_state()
-    return page
 
 
 def shot(page, name: str) -> None:
