@@ -138,7 +138,7 @@ def test_a_link_swapped_after_validation_is_refused_at_start(root):
     runtime = replace(template, runtime=True)
     with pytest.raises(store.DatasetUnavailable) as refused:
         store.resolve_datasets(runtime, policy_for(root))
-    assert str(refused.value) == "The dataset data is not available on this server right now; an administrator has been told."
+    assert str(refused.value) == "The dataset data is not available; an administrator has been told."
     assert "which resolves to /etc" in refused.value.detail
     # Course files are the admin's own (no roots), but /etc stays refused for them too.
     with pytest.raises(store.DatasetUnavailable):
