@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, inspect
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -150,3 +150,66 @@ class Enrolment(Base):
         return {"course": self.course, "username": self.username, "role": self.role,
                 "display_name": self.display_name, "email": self.email, "source": self.source,
                 "updated_at": as_utc(self.updated_at).isoformat(), "updated_by": self.updated_by}
+
+
+class UsageSession(Base):
+    """One container that held GPUs (or a metered CPU server): the ledger's row
+    (hub_ext.usage.ledger.Session). end_reason: stop | cull | quota | crash | gone | ""."""
+
+    __tablename__ = "usage_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    container_id: Mapped[str] = mapped_column(String(80), unique=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    course: Mapped[str] = mapped_column(String(40), index=True)
+    template: Mapped[str] = mapped_column(String(40))
+    gpus: Mapped[str] = mapped_column(String(255), default="")  # device ids, comma-separated
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    end_reason: Mapped[str] = mapped_column(String(16), default="")
+
+
+class UsageGrant(Base):
+    """Extra hours an instructor or admin gave one student in one course (also audited)."""
+
+    __tablename__ = "usage_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    course: Mapped[str] = mapped_column(String(40), index=True)
+    hours: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    granted_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Notice(Base):
+    """A warning to one student about one server: kind cull (idle) or quota, due at due_at.
+    params: JSON of the words' placeholders (minutes, hours, template...), translated when shown.
+    One row per (user, server, kind); removed when the reason goes away."""
+
+    __tablename__ = "notices"
+    __table_args__ = (UniqueConstraint("username", "server", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    server: Mapped[str] = mapped_column(String(255), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StartEvent(Base):
+    """One server start as the spawner saw it: queued, admitted, finished with an outcome
+    (ok | failed | refused) and a short reason code (quota, no-gpu, image, timeout, ...)."""
+
+    __tablename__ = "start_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    server: Mapped[str] = mapped_column(String(255), default="")
+    course: Mapped[str] = mapped_column(String(40), default="")
+    template: Mapped[str] = mapped_column(String(40), default="")
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="")
+    reason: Mapped[str] = mapped_column(String(64), default="")
