@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hub_ext import contract, i18n, paths
 from hub_ext.credentials import ensure_secrets, write_private
+from hub_ext.usage import culling_config
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
 SETTINGS_FILE = "goldenhub.yaml"  # in the state directory: the admin's choices (login method, LMS)
@@ -58,6 +59,20 @@ class Settings:
     # GOLDENHUB_SSL_KEY, else ssl_cert/ssl_key in state/goldenhub.yaml); both or neither.
     ssl_cert: str = ""
     ssl_key: str = ""
+    # Idle culling (hub_ext.usage.culling_config): how often the culler and the keeper look
+    # (GOLDENHUB_CULL_EVERY, seconds), how long before a cull the student is warned
+    # (GOLDENHUB_CULL_WARN_MINUTES), the GPU utilisation in percent that counts as busy
+    # (GOLDENHUB_BUSY_UTILISATION), a JSON file of fed GPU readings instead of NVML
+    # (GOLDENHUB_GPU_LOAD_FILE), and, for tests only, the seconds in a timeout's "minute"
+    # (GOLDENHUB_CULL_UNIT_SECONDS, 60 in production).
+    cull_every: int = 60
+    warn_minutes: int = 10
+    busy_utilisation: int = 10
+    gpu_load_file: str = ""
+    cull_unit_seconds: int = 60
+    # The service's Prometheus metrics readable without a token (GOLDENHUB_METRICS_PUBLIC=1,
+    # else `metrics_public: true` in state/goldenhub.yaml); default: the metrics scope needed.
+    metrics_public: bool = False
     # Passed on to the service from the hub's environment (Docker's address, the helper
     # image, the image and dataset rules), as from_env found them.
     service_env: dict[str, str] = field(default_factory=dict)
@@ -107,6 +122,9 @@ class Settings:
         s.ssl_cert = str(env.get("GOLDENHUB_SSL_CERT") or file.get("ssl_cert") or "")
         s.ssl_key = str(env.get("GOLDENHUB_SSL_KEY") or file.get("ssl_key") or "")
         check_tls(s)
+        culling_config.read_culling(s, env)
+        public = env.get("GOLDENHUB_METRICS_PUBLIC") or file.get("metrics_public") or False
+        s.metrics_public = str(public).strip().lower() in ("1", "true", "yes")
         return s
 
 
@@ -292,6 +310,8 @@ GOLDENHUB_SCOPES = {
                                "its term; filter with !group=course:<course id> for one course."},
     "custom:goldenhub:accounts": {"description": "Reset the passwords of local accounts (admins only: never "
                                   "filtered, since a password reset hands over the whole account)."},
+    "custom:goldenhub:metrics": {"description": "Read the platform's Prometheus metrics at "
+                                 "/services/goldenhub/metrics (give a scraper a token with only this scope)."},
 }
 
 
@@ -305,6 +325,7 @@ def update_service(c, s: Settings) -> None:
         "GOLDENHUB_PREFIX": s.name_prefix,
         "GOLDENHUB_AUTH": s.auth,
         "GOLDENHUB_LANGUAGE": s.language,
+        "GOLDENHUB_METRICS_PUBLIC": "1" if s.metrics_public else "0",
     }
     if s.db_url_file:  # by file: never the URL itself, which may hold a password
         env["GOLDENHUB_DB_URL_FILE"] = str(s.db_url_file)
@@ -338,6 +359,10 @@ def apply_all(c, s: Settings) -> Settings:
     update_branding(c, s)
     update_i18n(c, s)
     update_service(c, s)
+    from hub_ext.usage.warnings_hub import update_warnings
+
+    update_warnings(c, s)  # students' warnings before a stop: hub home page, JupyterLab
+    culling_config.update_culling(c, s)
     return s
 
 

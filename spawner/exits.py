@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from tornado import web
 
-from hub_ext.i18n import _, current, ngettext
+from hub_ext.i18n.deferred import deferred, told
+from hub_ext.i18n import N_, _, current, ngettext
 from hub_ext.i18n.format import size_text
 
 
-def start_refusal(status: int, sentence: str) -> web.HTTPError:
+def start_refusal(status: int, sentence: str, reason: str = "") -> web.HTTPError:
     """An HTTPError whose sentence the hub shows as it is, on the start page, in the start's
     progress and in API answers (JupyterHub reads `jupyterhub_message`), instead of
-    "HTTP 503: Service Unavailable (…)"."""
+    "HTTP 503: Service Unavailable (…)". `reason`: a short code for the start events
+    (e.g. "quota"), read as `goldenhub_reason` (tornado's `.reason` is the HTTP phrase)."""
     error = web.HTTPError(status, "%s", sentence)
     error.jupyterhub_message = sentence
+    error.goldenhub_reason = reason
     return error
 
 
@@ -51,13 +54,27 @@ def explain_exit(state: dict, course, memory: int = 0) -> str:
     return ""
 
 
-def explain_reset(course, while_starting: bool) -> str:
-    """A reset (or restore) by an administrator stopped the server or interrupted its start."""
-    if while_starting:
-        return _("An administrator reset your %(course)s environment while it was starting; your previous "
-                 "files are kept in a backup. Start it again.", course=local(course))
-    return _("An administrator reset your %(course)s environment; your previous files are kept in a backup. "
-             "Start it again.", course=local(course))
+RESET_SENTENCES = {  # (while starting, asked by the student themselves) -> the sentence
+    (True, False): N_("An administrator reset your %(course)s environment while it was starting; your previous "
+                      "files are kept in a backup. Start it again."),
+    (False, False): N_("An administrator reset your %(course)s environment; your previous files are kept in a "
+                       "backup. Start it again."),
+    (True, True): N_("You reset your %(course)s environment while it was starting; your previous files are kept "
+                     "in a backup. Start it again."),
+    (False, True): N_("You reset your %(course)s environment; your previous files are kept in a backup. Start it "
+                      "again."),
+}
+
+
+def reset_reason(course, while_starting: bool, by_owner: bool = False) -> str:
+    """A reset (or restore) stopped the server or interrupted its start: the stop reason kept in
+    the server's state, deferred (hub_ext.i18n.deferred.told() says it in the reader's language)."""
+    return deferred(RESET_SENTENCES[while_starting, by_owner], course=course)
+
+
+def explain_reset(course, while_starting: bool, by_owner: bool = False) -> str:
+    """reset_reason() in the current language."""
+    return told(reset_reason(course, while_starting, by_owner))
 
 
 def sentences(*parts: str) -> str:

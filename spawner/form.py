@@ -22,16 +22,18 @@ FORM = _env.get_template("options_form.html")
 
 def make_options_form(templates: list[Template], selected: str | None = None,
                       gpus: dict[str, tuple[int, int]] | None = None, blocked: dict[str, str] | None = None,
-                      notice: str = "", notes: dict[str, str] | None = None) -> str:
+                      notice: str = "", notes: dict[str, str] | None = None,
+                      usage: dict[str, str] | None = None) -> str:
     """`gpus`: template id → (free, total); `blocked`: template id → why it cannot start now;
     `notice`: why the student's last server stopped, when they did not stop it; `notes`:
-    template id → what its environment lacks (hub_ext.images.status), shown beside it."""
+    template id → what its environment lacks (hub_ext.images.status), shown beside it; `usage`:
+    template id → its quota's words ("12.5 of 20 GPU-hours used")."""
     blocked = {k: v for k, v in (blocked or {}).items() if v}
     startable = [t.id for t in templates if t.id not in blocked]
     if selected not in startable:
         selected = startable[0] if startable else None
     return FORM.render(templates=templates, selected=selected, mem=size_text, gpus=gpus or {}, blocked=blocked,
-                       notice=notice, notes=notes or {}, field=OPTION_TEMPLATE)
+                       notice=notice, notes=notes or {}, field=OPTION_TEMPLATE, usage=usage or {})
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict:

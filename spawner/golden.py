@@ -20,13 +20,15 @@ from hub_ext.branding import container as branding_container
 from hub_ext.catalog import rules
 from hub_ext.catalog.model import Catalog, CatalogError, Template
 from hub_ext.catalog.store import load_full_catalog
-from hub_ext.homes.markers import reset_in_progress
+from hub_ext.homes.markers import reset_by_owner, reset_in_progress
 from hub_ext.images import status as image_status
 from hub_ext.homes.stop_notes import take_note
+from hub_ext.i18n.deferred import told
 from hub_ext.i18n import _, ngettext
-from spawner import container
+from hub_ext.usage import lab_warnings
+from spawner import container, quota_check, start_events
 from spawner.admission import Admission, QueueTimeout
-from spawner.exits import explain_exit, explain_no_gpu, explain_reset, listing, local, start_refusal
+from spawner.exits import explain_exit, explain_no_gpu, explain_reset, listing, local, reset_reason, start_refusal
 from spawner.form import make_options_form, options_from_form
 from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared, rebuild_from_containers
 from spawner.images import ImageUnavailable, pull_with_progress
@@ -34,7 +36,12 @@ from spawner.progress import ProgressLog
 
 
 class StartFailed(Exception):
-    """A start failed for a reason the student can be told in one sentence."""
+    """A start failed for a reason the student can be told in one sentence; `reason` is its
+    code for the start events (spawner.start_events.REASONS)."""
+
+    def __init__(self, sentence: str, reason: str = "other"):
+        super().__init__(sentence)
+        self.reason = reason
 
 
 class GoldenSpawner(DockerSpawner):
@@ -114,6 +121,11 @@ class GoldenSpawner(DockerSpawner):
     # (out of memory, killed, reset by an administrator): shown once, on the next start.
     stop_reason = Unicode("")
 
+    @property
+    def stop_reason_text(self) -> str:
+        """The stop reason in the current request's language (it may be kept deferred)."""
+        return told(self.stop_reason)
+
     # One allocator and one admission queue per hub process, shared by all spawners.
     _allocators: dict = {}
     _admissions: dict = {}
@@ -166,8 +178,33 @@ class GoldenSpawner(DockerSpawner):
         gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total)
                 for t in templates if t.gpus and allocator.total}
         blocked = {t.id: self.gpu_availability(t) for t in templates}
+        usage, over = await self.quota_words(templates)
+        blocked = {**blocked, **over}
         return make_options_form(templates, self.user_options.get(contract.OPTION_TEMPLATE), gpus, blocked,
-                                 self.stop_reason, await self.framework_notes(templates))
+                                 told(self.stop_reason), await self.framework_notes(templates), usage)
+
+    async def quota_words(self, templates: list[Template]) -> tuple[dict[str, str], dict[str, str]]:
+        """The picker's quota words and over-quota blocks (one database read, in a thread;
+        a database that does not answer costs the words, never the form)."""
+        try:
+            found = await asyncio.to_thread(quota_check.standings, self.catalog_db_url, self.user.name, templates)
+        except Exception as e:
+            self.log.warning("Could not read GPU-hour usage of %s: %s", self.user.name, e)
+            return {}, {}
+        titles = {cid: c.title for cid, c in self.load_catalog().courses.items()}
+        return quota_check.picker_words(templates, found, titles)
+
+    async def check_quota(self, template: Template) -> None:
+        """Refuse a start over the template's quota at once, before any GPU is taken."""
+        if template.quota is None:
+            return
+        try:
+            found = await asyncio.to_thread(quota_check.standings, self.catalog_db_url, self.user.name, [template])
+        except Exception as e:  # the service's loop still stops a server over quota
+            self.log.error("Could not read GPU-hour usage of %s; starting without the quota check: %s",
+                           self.user.name, e)
+            return
+        quota_check.refuse_over_quota(template, self._course_title(template), found.get(template.id))
 
     async def framework_notes(self, templates: list[Template]) -> dict[str, str]:
         """Template id → a note for the student when its image was built without its course's
@@ -231,9 +268,17 @@ class GoldenSpawner(DockerSpawner):
             gpus = discover_gpus() if self.gpu_inventory is None else parse_declared(self.gpu_inventory)
             self.log.info("GPU inventory: %s", ", ".join(g.id for g in gpus) or "none")
             self._allocators[key] = allocator = GPUAllocator(gpus)
+            self._publish_inventory([g.id for g in gpus])
             if gpus:
                 self._rebuild_allocations(allocator)
         return self._allocators[key]
+
+    def _publish_inventory(self, gpu_ids: list[str]) -> None:
+        """For the service's metrics (GPUs free); once per hub process, never fatal."""
+        try:
+            start_events.publish_inventory(paths.state_dir(), gpu_ids)
+        except OSError as e:
+            self.log.warning("Could not publish the GPU inventory for the metrics: %s", e)
 
     def _rebuild_allocations(self, allocator: GPUAllocator) -> None:
         """Once per hub process: take back the GPUs of this hub's running containers from
@@ -306,7 +351,7 @@ class GoldenSpawner(DockerSpawner):
         volume = self.home_volume_for(template.course)
         if reset_in_progress(paths.state_dir(), volume):  # a crashed reset's marker does not count
             raise StartFailed(_("Your %(course)s environment is being reset right now; start it again in a "
-                                "minute.", course=local(self._course_title(template))))
+                                "minute.", course=local(self._course_title(template))), "reset")
         labels = {contract.LABEL_USER: self.user.name, contract.LABEL_COURSE: template.course}
         try:
             await self.docker("inspect_volume", volume)
@@ -325,34 +370,39 @@ class GoldenSpawner(DockerSpawner):
             course = catalog.courses[template.course]
             instead = [t.title for t in self.allowed_templates() if not t.gpus and t.course == template.course]
             raise start_refusal(503, explain_no_gpu(template.title, course.title, template.gpus, e.total, e.free,
-                                                    e.waiting, instead)) from None
+                                                    e.waiting, instead), reason="no-gpu") from None
 
     async def start(self):
         # Resolved once per start: every later step uses this same template.
         template = self._start_template = self.template
         self._progress = ProgressLog()
+        record = start_events.StartRecord(self.catalog_db_url, self._log_name)  # for the metrics
+        await record.queued(self.user.name, self.name, template.course, template.id)
         if self.stop_reason:  # told once: on the start page, then here
-            self._progress.emit(_("Last time: %(reason)s", reason=self.stop_reason), 1)
+            self._progress.emit(_("Last time: %(reason)s", reason=told(self.stop_reason)), 1)
             self.stop_reason = ""
         try:
+            await self.check_quota(template)
             self.take_gpus(template)
             if self.gpu_ids:
                 self._progress.emit(ngettext("GPU %(ids)s assigned to you", "GPUs %(ids)s assigned to you",
                                              len(self.gpu_ids), ids=", ".join(self.gpu_ids)), 5)
             await self._wait_for_slot()
+            await record.admitted()
             try:
                 return await self._start_admitted(template)
             finally:
                 self.admission.release()
         except BaseException as e:
+            await record.finished(e, reset=self._reset_under_way(template))
             await self._clean_failed_start()
             if self._reset_under_way(template):
                 # A reset stopped this start (cancelled it, or removed its container):
                 # say so, here and on the start page, instead of a bare error.
-                self.stop_reason = explain_reset(self._course_title(template), while_starting=True)
-                self._progress.emit(self.stop_reason, 100, failed=True)
+                self.stop_reason = reset_reason(self._course_title(template), True, self._reset_by_owner(template))
+                self._progress.emit(told(self.stop_reason), 100, failed=True)
                 if not isinstance(e, asyncio.CancelledError):
-                    raise start_refusal(409, self.stop_reason) from None
+                    raise start_refusal(409, told(self.stop_reason)) from None
             if isinstance(e, StartFailed):
                 raise start_refusal(500, str(e)) from None
             if isinstance(e, Exception) and not isinstance(e, web.HTTPError):
@@ -362,10 +412,16 @@ class GoldenSpawner(DockerSpawner):
             raise
         finally:
             self._progress.finish()
+            await record.finished(None)  # a success (a failure's end is already written)
 
     def _reset_under_way(self, template: Template | None) -> bool:
         home = self.homes.get(template.course) if template else None
         return bool(home) and reset_in_progress(paths.state_dir(), home)
+
+    def _reset_by_owner(self, template: Template | None) -> bool:
+        """Whether the reset under way was asked for by this student (they read "You reset...")."""
+        home = self.homes.get(template.course) if template else None
+        return bool(home) and reset_by_owner(paths.state_dir(), home)
 
     def _course_title(self, template: Template) -> str:
         try:
@@ -383,7 +439,8 @@ class GoldenSpawner(DockerSpawner):
                 if done:
                     break
                 if self._reset_under_way(self._start_template):
-                    raise StartFailed(explain_reset(self._course_title(self._start_template), True))
+                    raise StartFailed(explain_reset(self._course_title(self._start_template), True,
+                                                    self._reset_by_owner(self._start_template)), "reset")
                 place = admission.position(self.owner)
                 if place and place != last:
                     self._progress.emit(
@@ -408,7 +465,7 @@ class GoldenSpawner(DockerSpawner):
                 "The server is busy starting other students' environments and yours waited %(num)d second; "
                 "please try again.",
                 "The server is busy starting other students' environments and yours waited %(num)d seconds; "
-                "please try again.", int(self.queue_timeout))) from None
+                "please try again.", int(self.queue_timeout)), "timeout") from None
 
     async def _start_admitted(self, template: Template):
         started = time.monotonic()
@@ -427,10 +484,10 @@ class GoldenSpawner(DockerSpawner):
         except ImageUnavailable as e:
             self.log.error("Image %s for template %s is not on this host and is never pulled: "
                            "it names no registry (%s)", image, self.template_id, e)
-            raise StartFailed(self._image_missing()) from None
+            raise StartFailed(self._image_missing(), "image-missing") from None
         except Exception as e:
             self.log.error("Image %s for template %s could not be found or pulled: %s", image, self.template_id, e)
-            raise StartFailed(self._image_missing()) from None
+            raise StartFailed(self._image_missing(), "image-missing") from None
 
     def _image_missing(self) -> str:
         """The student's sentence for a course image that is not here (the hub log names it;
@@ -478,20 +535,21 @@ class GoldenSpawner(DockerSpawner):
             return await self.docker("create_container", **args)
         except Exception as e:
             self.log.error("Docker could not create the container of %s: %s", self._log_name, e)
-            raise StartFailed(_explain_docker_error(e, template)) from None
+            raise StartFailed(_explain_docker_error(e, template), "docker") from None
 
     def get_env(self):
         env = super().get_env()
-        return {**env, **branding_container.make_branding_env(env)}
+        return {**env, **branding_container.make_branding_env(env), **lab_warnings.make_lab_env(env)}
 
     async def start_object(self):
         # The current logo and favicon go in before Jupyter starts (never fatal).
         await branding_container.install_branding(self, paths.state_dir())
+        await lab_warnings.install_lab_warnings(self)  # warnings before a stop, in JupyterLab (never fatal)
         try:
             await super().start_object()
         except Exception as e:
             self.log.error("Docker could not start the container of %s: %s", self._log_name, e)
-            raise StartFailed(_explain_docker_error(e, self._start_template)) from None
+            raise StartFailed(_explain_docker_error(e, self._start_template), "docker") from None
 
     async def get_url(self):
         """Where the server answers, from Docker. JupyterHub asks this after a restart: a
@@ -524,7 +582,8 @@ class GoldenSpawner(DockerSpawner):
             except OSError:
                 pass
             if self._reset_under_way(self._start_template):
-                raise StartFailed(explain_reset(self._course_title(self._start_template), True))
+                raise StartFailed(explain_reset(self._course_title(self._start_template), True,
+                                                self._reset_by_owner(self._start_template)), "reset")
             if await self.poll() is not None:
                 self.log.error("Server %s stopped while starting; its last log line: %s", self._log_name,
                                await self._last_log_line())
@@ -535,7 +594,7 @@ class GoldenSpawner(DockerSpawner):
                     "Your environment did not answer within %(num)d second of starting; your files are kept. "
                     "Start it again.",
                     "Your environment did not answer within %(num)d seconds of starting; your files are kept. "
-                    "Start it again.", int(self.http_timeout)))
+                    "Start it again.", int(self.http_timeout)), "timeout")
             await asyncio.sleep(0.2)
 
     async def _relay_container_messages(self, seen: int) -> int:
@@ -618,7 +677,8 @@ class GoldenSpawner(DockerSpawner):
             if not self.stop_reason and self.homes:
                 template = self._start_template or self._find_template(self.template_id)
                 if self._reset_under_way(template):
-                    self.stop_reason = explain_reset(self._course_title(template), while_starting=False)
+                    self.stop_reason = reset_reason(self._course_title(template), False,
+                                                    self._reset_by_owner(template))
             # Stopped by an administrator: the service left a note (hub_ext.homes.stop_notes).
             noted = take_note(paths.state_dir(), self.user.name) if not self.name else ""
             if noted and not self.stop_reason:

@@ -14,6 +14,7 @@ import pytest
 
 from hub_ext import contract
 from hub_ext.homes import stop_notes
+from hub_ext.i18n.deferred import told
 from hub_ext.service import templating
 from tests.helpers import browser_login as login
 from tests.helpers import volume_exists, volume_files
@@ -225,7 +226,7 @@ def test_a_user_name_never_reaches_a_path(tmp_path):
 
 def test_the_admin_stop_reason_names_the_time_in_utc():
     at = datetime(2026, 11, 26, 18, 7, tzinfo=timezone(timedelta(hours=8)))
-    assert stop_notes.admin_stop_reason(at) == (
+    assert told(stop_notes.admin_stop_reason(at)) == (  # kept deferred: told in the reader's language
         "An administrator stopped your server at 10:07 UTC; your files are kept. Start it again when you need it.")
 
 

@@ -95,7 +95,7 @@ def test_dry_run_apply_reapply_role_change_and_sync(hub, admin, tmp_path):
     # Bob becomes a TA: he moves to the staff group, and the change is audited.
     path = write(tmp_path, ROSTER.replace("r9-bob;Bob;;STUDENT", "r9-bob;Bob;;ta"), "gbk")
     r = cli(hub, "enrol", COURSE, path, token=admin)
-    assert r.returncode == 0 and "changed 1 roles" in r.stdout
+    assert r.returncode == 0 and "changed 1 role " in r.stdout
     students, staff = groups(hub, COURSE)
     assert "r9-bob" in staff and "r9-bob" not in students
     role = [e for e in audit(api, COURSE) if e["action"] == "role" and e["user"] == "r9-bob"]

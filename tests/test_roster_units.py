@@ -146,8 +146,8 @@ def test_the_plan_names_every_change_and_applying_it_twice_changes_nothing():
     assert [(p["username"], p["from"], p["role"]) for p in result["role_changes"]] == [("bob", "student", "instructor")]
     assert [p["username"] for p in result["detail_changes"]] == ["carol"]
     assert result["unchanged"] == 1 and result["unenrol"] == [] and result["accounts_to_create"] == ["erin"]
-    assert result["summary"] == ("Dry run for lab: 2 to enrol, 1 role changes, 1 detail changes, 0 to unenrol, "
-                                 "1 new accounts; 1 unchanged. Nothing was changed.")
+    assert result["summary"] == ("Dry run for lab: 2 to enrol, 1 role change, 1 detail change, 0 to unenrol, "
+                                 "1 new account; 1 unchanged. Nothing was changed.")
 
     synced = make_plan("lab", roster, users, students, staff, rows, sync=True, actor="teacher")
     assert synced.unenrol == [("zed", "student")] and synced.kept == ["teacher"]

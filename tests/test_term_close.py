@@ -21,6 +21,7 @@ from hub_ext.accounts import records
 from hub_ext.homes import term
 from hub_ext.homes.owner import Owner
 from hub_ext.hubconfig import Settings
+from hub_ext.i18n.deferred import told
 from hub_ext.service.db import open_database
 from tests.helpers import (HUB_PORT, PREFIX, SMALL_HOME, ServiceClient, enrolled_only_course, goldenhub, hub_running,
                            manifest, run_in_volumes, user_token, volume_files)
@@ -143,7 +144,7 @@ def test_instructor_closes_the_term_every_home_is_backed_up_exported_and_student
     assert course_a["s9"] in names and manifest(client, course_a["s9"]) == before["s9"]
     # s1's server stopped, and s1 is told why.
     s1 = hub.request("GET", "/users/s1?include_stopped_servers=1").json()["servers"][""]
-    assert not s1.get("ready") and "reset your Term t9a environment" in s1["state"][contract.STATE_STOP_REASON]
+    assert not s1.get("ready") and "reset your Term t9a environment" in told(s1["state"][contract.STATE_STOP_REASON])
     # Students unenrolled (group and rows); the instructor stays; course t9b unchanged.
     assert members(hub, "course:t9a") == [] and members(hub, "course:t9a:staff") == ["i1"]
     assert members(hub, "course:t9b") == ["s9"]

@@ -32,7 +32,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from hub_ext import contract
-from hub_ext.i18n import _
+from hub_ext.i18n import N_, _, current, ngettext
 from hub_ext.i18n.format import size_text
 
 MAX_BYTES = 2 * 2**20
@@ -40,18 +40,25 @@ MAX_ROWS = 5000
 MAX_NAME = 255   # display name characters (the enrolments table's column)
 MAX_EMAIL = 254  # RFC 5321's path limit
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
-USERNAME_RULE = ("1 to 64 characters: lower-case letters a-z, digits and . _ @ -, starting with a letter "
+USERNAME_RULE = N_("1 to 64 characters: lower-case letters a-z, digits and . _ @ -, starting with a letter "
                  "or digit")
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
                    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
-SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+SEPARATORS = {",": N_("comma"), ";": N_("semicolon"), "\t": N_("tab")}  # English in the API; _() on pages
 COLUMNS = {  # normalised header -> field
     "username": "username", "user name": "username",
     "display name": "display_name", "displayname": "display_name", "name": "display_name",
     "email": "email", "e-mail": "email", "email address": "email", "e-mail address": "email",
     "role": "role",
 }
-ALLOWED_COLUMNS = "username, display name (or name), email, role"
+# A header naming a field's column twice, one sentence per field.
+SECOND_COLUMN = {
+    "username": N_("column %(cell)s is a second username column; keep one"),
+    "display_name": N_("column %(cell)s is a second display name column; keep one"),
+    "email": N_("column %(cell)s is a second email column; keep one"),
+    "role": N_("column %(cell)s is a second role column; keep one"),
+}
+ALLOWED_COLUMNS = N_("username, display name (or name), email, role")
 # Characters a display name may not hold: control characters and line breaks (they would
 # reach terminals and pages as such) and the bidirectional overrides that make a name
 # display as another one.
@@ -102,8 +109,8 @@ def decode(data: bytes) -> tuple[str, str]:
                 return data.decode("gb18030"), "GB18030"
             except UnicodeDecodeError:
                 pass
-    raise RosterError(["The file is not text in UTF-8, UTF-16 or GB18030/GBK: save it from the spreadsheet "
-                       "as \"CSV UTF-8\" (or CSV in the Chinese GBK encoding) and upload that"])
+    raise RosterError([_("The file is not text in UTF-8, UTF-16 or GB18030/GBK: save it from the spreadsheet "
+                         "as \"CSV UTF-8\" (or CSV in the Chinese GBK encoding) and upload that")])
 
 
 def _normalise_header(cell: str) -> str:
@@ -125,23 +132,23 @@ def _header(text: str) -> tuple[str, list[str]]:
 
 def _check_name(value: str) -> str | None:
     if len(value) > MAX_NAME:
-        return f"display name is {len(value)} characters; at most {MAX_NAME}"
+        return _("display name is %(num)d characters; at most %(most)d", num=len(value), most=MAX_NAME)
     if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI for ch in value):
-        return "display name contains control or text-direction characters; remove them"
+        return _("display name contains control or text-direction characters; remove them")
     return None
 
 
 def check_username(value: str) -> str | None:
     """Why this is not a roster username, or None if it is one."""
     if not value:
-        return f"username is empty; a username is {USERNAME_RULE}"
+        return _("username is empty; a username is %(rule)s", rule=_(USERNAME_RULE))
     if USERNAME.fullmatch(value):
         return None
     shown = value if len(value) <= 70 else value[:67] + "..."
     if USERNAME.fullmatch(value.lower()):
-        return (f"username {shown!r} has capital letters; JupyterHub lower-cases names at login, "
-                f"so write it as {value.lower()!r}")
-    return f"username {shown!r} is not allowed; a username is {USERNAME_RULE}"
+        return _("username %(name)s has capital letters; JupyterHub lower-cases names at login, so write it as "
+                 "%(lower)s", name=repr(shown), lower=repr(value.lower()))
+    return _("username %(name)s is not allowed; a username is %(rule)s", name=repr(shown), rule=_(USERNAME_RULE))
 
 
 def parse_roster(data: bytes) -> Roster:
@@ -151,11 +158,11 @@ def parse_roster(data: bytes) -> Roster:
                              "it into several files", limit=size_text(MAX_BYTES), rows=MAX_ROWS)])
     text, encoding = decode(data)
     if not text.strip():
-        raise RosterError([f"The file is empty: its first line names the columns ({ALLOWED_COLUMNS}), "
-                           "then one line per person"])
+        raise RosterError([_("The file is empty: its first line names the columns (%(columns)s), then one line "
+                             "per person", columns=_(ALLOWED_COLUMNS))])
     sep, header = _header(text)
     header_line = next(i for i, line in enumerate(text.splitlines(), 1) if line.strip())
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []  # (line, sentence): shown in line order
     fields: dict[int, str] = {}
     unnamed: list[int] = []
     for i, cell in enumerate(header):
@@ -163,18 +170,18 @@ def parse_roster(data: bytes) -> Roster:
         if not name:
             unnamed.append(i)
         elif name not in COLUMNS:
-            problems.append(f"line {header_line}: unknown column {cell.strip()[:40]!r}; the columns are "
-                            f"{ALLOWED_COLUMNS} (rename it, or delete the column)")
+            problems.append(at(header_line, _("unknown column %(cell)s; the columns are %(columns)s (rename it, or "
+                                              "delete the column)", cell=repr(cell.strip()[:40]),
+                                              columns=_(ALLOWED_COLUMNS))))
         elif COLUMNS[name] in fields.values():
-            what = COLUMNS[name].replace("_", " ")
-            problems.append(f"line {header_line}: column {cell.strip()[:40]!r} is a second {what} column; keep one")
+            problems.append(at(header_line, _(SECOND_COLUMN[COLUMNS[name]], cell=repr(cell.strip()[:40]))))
         else:
             fields[i] = COLUMNS[name]
     if "username" not in fields.values():
-        problems.insert(0, f"line {header_line}: no username column; the first line names the columns "
-                           f"({ALLOWED_COLUMNS}), separated by commas, semicolons or tabs")
+        problems.insert(0, at(header_line, _("no username column; the first line names the columns (%(columns)s), "
+                                             "separated by commas, semicolons or tabs", columns=_(ALLOWED_COLUMNS))))
     if problems:
-        raise RosterError(problems)
+        raise RosterError([text for _line, text in problems])
 
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     people: list[Person] = []
@@ -190,15 +197,16 @@ def parse_roster(data: bytes) -> Roster:
                 header_seen = True
                 continue
             if len(people) >= MAX_ROWS:
-                raise RosterError([f"The file has more than {MAX_ROWS} people; a roster may have at most "
-                                   f"{MAX_ROWS}: split it into several files"])
+                raise RosterError([_("The file has more than %(rows)d people; a roster may have at most %(rows)d: "
+                                     "split it into several files", rows=MAX_ROWS)])
             values: dict[str, str] = {}
             for i, cell in enumerate(cells):
                 if i in fields:
                     values[fields[i]] = cell.strip()
                 elif cell.strip() and (i in unnamed or i >= len(header)):
-                    problems.append(f"line {line}: a value in column {i + 1}, which has no name in line {header_line}; "
-                                    "name the column or remove the value")
+                    problems.append(at(line, _("a value in column %(column)d, which has no name in line %(header)d; "
+                                               "name the column or remove the value", column=i + 1,
+                                               header=header_line)))
                     break
             row_problems = []
             username = values.get("username", "")
@@ -207,35 +215,43 @@ def parse_roster(data: bytes) -> Roster:
                 row_problems.append(bad_name)
             role = values.get("role", "").lower() or contract.ROLE_STUDENT
             if role not in contract.ROLES:
-                row_problems.append(f"role {values['role'][:40]!r} is not one of {', '.join(contract.ROLES)}")
+                row_problems.append(_("role %(role)s is not one of %(roles)s", role=repr(values['role'][:40]),
+                                      roles=listing(contract.ROLES)))
             email = values.get("email", "")
             if email and (len(email) > MAX_EMAIL or not EMAIL.fullmatch(email)):
-                row_problems.append(f"email {email[:80]!r} is not an email address (name@example.org)")
+                row_problems.append(_("email %(email)s is not an email address (name@example.org)",
+                                      email=repr(email[:80])))
             name = values.get("display_name", "")
             why = _check_name(name)
             if why:
                 row_problems.append(why)
-            problems += [f"line {line}: {p}" for p in row_problems]
+            problems += [at(line, p) for p in row_problems]
             if not bad_name:
                 lines_of.setdefault(username, []).append(line)
             people.append(Person(line, username, role, name, email))
     except csv.Error as e:
-        problems.append(f"line {reader.line_num}: not valid CSV ({e}); check the quotes on this line")
+        problems.append(at(reader.line_num, _("not valid CSV (%(error)s); check the quotes on this line", error=e)))
     if not people and not problems:
-        problems.append("The file names its columns but lists nobody: add one line per person")
+        problems.append((0, _("The file names its columns but lists nobody: add one line per person")))
     for username, lines in lines_of.items():
         if len(lines) > 1:
             for line in lines:
                 others = ", ".join(str(x) for x in lines if x != line)
-                problems.append(f"line {line}: username {username} is also on line {others}; list each person once")
+                problems.append(at(line, _("username %(name)s is also on line %(others)s; list each person once",
+                                           name=username, others=others)))
     if problems:
-        raise RosterError(sorted(problems, key=_line_number))
+        raise RosterError([text for _line, text in sorted(problems, key=lambda p: p[0])])
     return Roster(tuple(people), encoding, SEPARATORS[sep], tuple(fields[i] for i in sorted(fields)))
 
 
-def _line_number(problem: str) -> int:
-    found = re.match(r"line (\d+):", problem)
-    return int(found.group(1)) if found else 0
+def listing(items) -> str:
+    """'a, b' in English, 'a、b' in Chinese."""
+    return ("、" if current() == "zh_CN" else ", ").join(items)
+
+
+def at(line: int, problem: str) -> tuple[int, str]:
+    """A problem of one line of the file: (the line, the sentence naming it)."""
+    return line, _("line %(line)d: %(problem)s", line=line, problem=problem)
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -294,8 +310,8 @@ def make_plan(course: str, roster: Roster, existing_users: set[str], students: s
     by_lower: dict[str, str] = {}
     for name in existing_users:
         by_lower.setdefault(name.lower(), name)
-    clashes = [f"line {p.line}: username {p.username} differs only by case from the existing hub user "
-               f"{by_lower[p.username]!r}; use that exact name, or rename one of them"
+    clashes = [at(p.line, _("username %(name)s differs only by case from the existing hub user %(user)s; use that "
+                            "exact name, or rename one of them", name=p.username, user=repr(by_lower[p.username])))[1]
                for p in roster.people if p.username not in existing_users and p.username in by_lower]
     if clashes:
         raise RosterError(clashes)
@@ -329,18 +345,28 @@ def make_plan(course: str, roster: Roster, existing_users: set[str], students: s
 
 def plan_summary(plan: Plan, applied: bool, sync: bool = False) -> str:
     """One sentence: what changed (or would), for the API, the command line and the page."""
-    parts = [f"{len(plan.enrol)} to enrol", f"{len(plan.role_changes)} role changes",
-             f"{len(plan.detail_changes)} detail changes", f"{len(plan.unenrol)} to unenrol",
-             f"{len(plan.accounts_to_create)} new accounts"]
+    counts = dict(course=plan.course, enrol=len(plan.enrol), unenrol=len(plan.unenrol), unchanged=len(plan.unchanged))
     if plan.changes == 0:
-        return (f"Nothing to change in {plan.course}: all {len(plan.unchanged)} people of the file are enrolled "
-                "as it says" + (", and nobody else is." if sync else "."))
+        n = len(plan.unchanged)
+        if sync:
+            return ngettext("Nothing to change in %(course)s: the %(num)d person of the file is enrolled as it says, "
+                            "and nobody else is.", "Nothing to change in %(course)s: all %(num)d people of the file "
+                            "are enrolled as it says, and nobody else is.", n, course=plan.course)
+        return ngettext("Nothing to change in %(course)s: the %(num)d person of the file is enrolled as it says.",
+                        "Nothing to change in %(course)s: all %(num)d people of the file are enrolled as it says.",
+                        n, course=plan.course)
+    roles, details, accounts = len(plan.role_changes), len(plan.detail_changes), len(plan.accounts_to_create)
     if applied:
-        return (f"Applied to {plan.course}: enrolled {len(plan.enrol)}, changed {len(plan.role_changes)} roles and "
-                f"{len(plan.detail_changes)} details, unenrolled {len(plan.unenrol)}, created "
-                f"{len(plan.accounts_to_create)} accounts; {len(plan.unchanged)} unchanged.")
-    return (f"Dry run for {plan.course}: {', '.join(parts)}; {len(plan.unchanged)} unchanged. "
-            "Nothing was changed.")
+        return _("Applied to %(course)s: enrolled %(enrol)d, changed %(roles)s and %(details)s, unenrolled "
+                 "%(unenrol)d, created %(accounts)s; %(unchanged)d unchanged.", **counts,
+                 roles=ngettext("%(num)d role", "%(num)d roles", roles),
+                 details=ngettext("%(num)d detail", "%(num)d details", details),
+                 accounts=ngettext("%(num)d account", "%(num)d accounts", accounts))
+    return _("Dry run for %(course)s: %(enrol)d to enrol, %(roles)s, %(details)s, %(unenrol)d to unenrol, "
+             "%(accounts)s; %(unchanged)d unchanged. Nothing was changed.", **counts,
+             roles=ngettext("%(num)d role change", "%(num)d role changes", roles),
+             details=ngettext("%(num)d detail change", "%(num)d detail changes", details),
+             accounts=ngettext("%(num)d new account", "%(num)d new accounts", accounts))
 
 
 def plan_dict(plan: Plan, roster: Roster, dry_run: bool, sync: bool, applied: bool) -> dict:

@@ -25,6 +25,7 @@ class FieldHelp:
     allowed: str  # N_ text
     example: Any  # a value that passes the field's rule
     default: Any = None  # the value the checker fills in when the field is left out (optional fields)
+    default_note: str = ""  # N_ text shown instead of the default where it depends on other fields
 
     @property
     def key(self) -> str:
@@ -67,6 +68,16 @@ TEMPLATE_HELP = (
               N_("A path inside the server, such as /lab or /lab/tree/README.md."), "/lab", "/lab"),
     FieldHelp("gpu_sharing", False, N_("Whether servers of this template may share a GPU with each other."),
               N_("true or false."), False, False),
+    FieldHelp("idle_timeout", False, N_("Minutes a server may sit idle (no browser activity and its GPUs unused) "
+                                        "before it is stopped; the home stays. 0: never stopped."),
+              N_("A whole number of minutes from 0 to 10080 (a week)."), 60, 240,
+              N_("60 for a template with GPUs, else 240")),
+    FieldHelp("quota", False, N_("Hours each student may use per period (GPU-hours; server-hours on a CPU "
+                                 "template); over it a start is refused and a running server is stopped "
+                                 "after a warning. Instructors can grant extra hours."),
+              N_("gpu_hours: a number above 0 and at most 100000; period: term (until the course's next term "
+                 "close) or week (renews Monday 00:00 UTC)."),
+              {"gpu_hours": 20, "period": "term"}),
 )
 DATASET_HELP = (
     FieldHelp("datasets[].name", True, N_("The dataset's name; also its default folder datasets/<name>."),
@@ -92,7 +103,7 @@ COURSE_HELP = FieldHelp("course", True, N_("The course this template belongs to;
 
 # Fields written commented out in the example: they point at data and repositories that
 # must exist before a student's server can start.
-COMMENTED_OUT = ("datasets", "courseware", "groups")
+COMMENTED_OUT = ("datasets", "courseware", "groups", "quota")
 
 
 def example_data() -> dict:
@@ -120,6 +131,8 @@ def example_yaml() -> str:
 
 
 def _default_text(f: FieldHelp) -> str:
+    if f.default_note:
+        return _(f.default_note)
     if f.default is None:
         return _("none")
     if isinstance(f.default, bool):

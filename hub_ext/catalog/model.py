@@ -13,7 +13,9 @@ from typing import Any
 import yaml
 
 from hub_ext import contract
-from hub_ext.catalog import rules
+from hub_ext.catalog import rules, usage_rules
+from hub_ext.catalog.usage_rules import Quota
+from hub_ext.i18n import N_, _
 
 # The home directory of the student inside every golden image (user jovyan, uid 1000).
 HOME = "/home/jovyan"
@@ -53,7 +55,8 @@ class Template:
     gpu_sharing: bool = False  # servers of this template may share GPUs with each other
     source: str = ""  # where it was defined, for messages
     runtime: bool = False  # created through the API: its datasets must stay under the dataset roots
-
+    idle_timeout: int = usage_rules.CPU_IDLE_DEFAULT  # minutes idle before culling; 0: never
+    quota: Quota | None = None  # hours per period (GPU-hours; server-hours on CPU); None: unmetered
 
 
 ACCESS_ENROLLED, ACCESS_EVERYONE = "enrolled", "everyone"
@@ -127,6 +130,7 @@ TEMPLATE_FIELDS = {
     "id": True, "title": True, "description": False, "image": True, "gpus": True,
     "cpu": True, "memory": True, "shm_size": False, "datasets": False,
     "courseware": False, "groups": False, "default_url": False, "gpu_sharing": False,
+    "idle_timeout": False, "quota": False,
 }
 DATASET_FIELDS = {"name": True, "source": True, "target": False}
 COURSEWARE_FIELDS = {"repo": True, "branch": False, "target": False}
@@ -145,15 +149,16 @@ class _Checker:
 
     def mapping(self, data: Any, where: str, fields: dict[str, bool]) -> dict | None:
         if not isinstance(data, dict):
-            self.add(where, f"expected a mapping of fields, got {_kind(data)}")
+            self.add(where, _("expected a mapping of fields, got %(kind)s", kind=_kind(data)))
             return None
         allowed = ", ".join(fields)
         for key in data:
             if key not in fields:
-                self.add(f"{where}.{key}" if where else str(key), f"unknown field; allowed fields: {allowed}")
+                self.add(f"{where}.{key}" if where else str(key), _("unknown field; allowed fields: %(allowed)s",
+                                                                    allowed=allowed))
         for key, required in fields.items():
             if required and key not in data:
-                self.add(f"{where}.{key}" if where else key, "missing (required)")
+                self.add(f"{where}.{key}" if where else key, _("missing (required)"))
         return data
 
     def check(self, where: str, value: Any, parse) -> Any:
@@ -166,8 +171,9 @@ class _Checker:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false",
-            int: "a number", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+    kinds = {dict: N_("a mapping"), list: N_("a list"), str: N_("text"), bool: N_("true/false"),
+             int: N_("a number"), float: N_("a number"), type(None): N_("nothing")}
+    return _(kinds[type(value)]) if type(value) in kinds else type(value).__name__
 
 
 def parse_course(data: Any, source: str, git_schemes: tuple[str, ...] = rules.GIT_SCHEMES) -> Course:
@@ -204,7 +210,7 @@ def _parse_course(ck: _Checker, data: Any) -> Course | None:
     templates: list[Template] = []
     if "templates" in data:
         if not isinstance(raw_templates, list) or not raw_templates:
-            ck.add("templates", f"expected a non-empty list of templates, got {_kind(raw_templates)}")
+            ck.add("templates", _("expected a non-empty list of templates, got %(kind)s", kind=_kind(raw_templates)))
         else:
             seen: set[str] = set()
             for i, raw in enumerate(raw_templates):
@@ -237,7 +243,11 @@ def _parse_template(ck: _Checker, data: Any, where: str, course_id: str) -> Temp
         groups=ck.check(f"{where}.groups", get("groups", []), rules.group_list),
         default_url=ck.check(f"{where}.default_url", get("default_url", "/lab"), rules.default_url),
         gpu_sharing=ck.check(f"{where}.gpu_sharing", get("gpu_sharing", False), rules.boolean),
+        quota=ck.check(f"{where}.quota", get("quota"), usage_rules.quota),
     )
+    values["idle_timeout"] = ck.check(f"{where}.idle_timeout",
+                                      get("idle_timeout", usage_rules.default_idle_timeout(values["gpus"])),
+                                      usage_rules.idle_timeout)
     courseware = _parse_courseware(ck, get("courseware"), f"{where}.courseware", course_id)
     datasets = _parse_datasets(ck, get("datasets", []), f"{where}.datasets")
     if courseware and datasets:
@@ -268,7 +278,7 @@ def _parse_courseware(ck: _Checker, data: Any, where: str, course_id: str) -> Co
 
 def _parse_datasets(ck: _Checker, data: Any, where: str) -> list[Dataset]:
     if not isinstance(data, list):
-        ck.add(where, f"expected a list of datasets, got {_kind(data)}")
+        ck.add(where, _("expected a list of datasets, got %(kind)s", kind=_kind(data)))
         return []
     datasets: list[Dataset] = []
     for i, raw in enumerate(data):

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hub_ext import i18n
+from hub_ext.i18n import _
 from hub_ext.i18n.text import LocalText
 
 MAX_GPUS = 16
@@ -37,8 +38,15 @@ class RuleError(ValueError):
 
 
 def _given(value: Any) -> str:
+    if value is None:  # YAML's null, or a field left empty: not Python's None to a reader
+        return _("nothing")
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _got(value: Any, allowed: str) -> RuleError:
+    """The error "got <value>; <what is allowed>" in the reader's language."""
+    return RuleError(_("got %(value)s; %(allowed)s", value=_given(value), allowed=allowed))
 
 
 ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
@@ -46,15 +54,17 @@ ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 
 def identifier(value: Any) -> str:
     if not isinstance(value, str) or not ID_RE.fullmatch(value):
-        raise RuleError(f"got {_given(value)}; allowed: 1-40 lowercase letters, digits and '-', "
-                        "starting and ending with a letter or digit (e.g. intro-python)")
+        raise _got(value, _("allowed: 1-40 lowercase letters, digits and '-', starting and ending with a letter or "
+                            "digit (e.g. intro-python)"))
     return value
 
 
 def _one_text(value: Any, limit: int, required: bool) -> str:
     if not isinstance(value, str) or len(value) > limit or (required and not value.strip()):
-        raise RuleError(f"got {_given(value)}; allowed: {'non-empty ' if required else ''}text of at most "
-                        f"{limit} characters, or one per language: {{en: ..., zh_CN: ...}}")
+        raise _got(value, _("allowed: non-empty text of at most %(limit)d characters, or one per language: "
+                            "{en: ..., zh_CN: ...}", limit=limit) if required else
+                   _("allowed: text of at most %(limit)d characters, or one per language: {en: ..., zh_CN: ...}",
+                     limit=limit))
     return value.strip()
 
 
@@ -65,9 +75,9 @@ def _local_text(value: Any, limit: int, required: bool) -> str:
         return _one_text(value, limit, required)
     unknown = sorted(str(k) for k in value if k not in i18n.LANGUAGES)
     if unknown or "en" not in value:
-        raise RuleError(f"got the languages {', '.join(map(str, value)) or 'none'}; allowed: "
-                        f"{', '.join(i18n.LANGUAGES)}, with en always given (e.g. {{en: Intro to Python, "
-                        f"zh_CN: Python 入门}})")
+        raise RuleError(_("got the languages %(given)s; allowed: %(languages)s, with en always given (e.g. "
+                          "{en: Intro to Python, zh_CN: Python 入门})", given=", ".join(map(str, value)) or _("none"),
+                          languages=", ".join(i18n.LANGUAGES)))
     texts = {lang: _one_text(v, limit, required) for lang, v in value.items()}
     return LocalText(texts["en"], {k: v for k, v in texts.items() if k != "en" and v})
 
@@ -92,8 +102,8 @@ IMAGE_RE = re.compile(
 
 def image_name(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 255 or not IMAGE_RE.fullmatch(value):
-        raise RuleError(f"got {_given(value)}; allowed: a Docker image reference such as "
-                        "goldenhub/course-intro-python:1.0 (lowercase repository, optional registry and tag, no spaces)")
+        raise _got(value, _("allowed: a Docker image reference such as goldenhub/course-intro-python:1.0 "
+                            "(lowercase repository, optional registry and tag, no spaces)"))
     return value
 
 
@@ -103,19 +113,19 @@ def _number(value: Any) -> bool:
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise RuleError(f"got {_given(value)}; allowed: true or false")
+        raise _got(value, _("allowed: true or false"))
     return value
 
 
 def gpu_count(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_GPUS:
-        raise RuleError(f"got {_given(value)}; allowed: a whole number from 0 (CPU only) to {MAX_GPUS}")
+        raise _got(value, _("allowed: a whole number from 0 (CPU only) to %(most)d", most=MAX_GPUS))
     return value
 
 
 def cpu_count(value: Any) -> float:
     if not _number(value) or not 0 < value <= MAX_CPUS:
-        raise RuleError(f"got {_given(value)}; allowed: a number of CPUs above 0 and at most {MAX_CPUS} (e.g. 2 or 0.5)")
+        raise _got(value, _("allowed: a number of CPUs above 0 and at most %(most)d (e.g. 2 or 0.5)", most=MAX_CPUS))
     return float(value)
 
 
@@ -124,16 +134,16 @@ UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def byte_size(value: Any, low: int, high: int) -> int:
-    allowed = (f"allowed: a size from {format_bytes(low)} to {format_bytes(high)}, "
-               "as bytes or with a unit K, M, G or T (e.g. 2G, 512M)")
+    allowed = _("allowed: a size from %(low)s to %(high)s, as bytes or with a unit K, M, G or T (e.g. 2G, 512M)",
+                low=format_bytes(low), high=format_bytes(high))
     if _number(value):
         size = int(value)
     elif isinstance(value, str) and (m := SIZE_RE.fullmatch(value.strip())):
         size = int(float(m.group(1)) * UNITS[m.group(2).upper()])
     else:
-        raise RuleError(f"got {_given(value)}; {allowed}")
+        raise _got(value, allowed)
     if not low <= size <= high:
-        raise RuleError(f"got {_given(value)}; {allowed}")
+        raise _got(value, allowed)
     return size
 
 
@@ -154,7 +164,7 @@ def format_bytes(size: int) -> str:
 
 def group_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(g, str) and g.strip() for g in value):
-        raise RuleError(f"got {_given(value)}; allowed: a list of JupyterHub group names (empty: the course's members)")
+        raise _got(value, _("allowed: a list of JupyterHub group names (empty: the course's members)"))
     return tuple(g.strip() for g in value)
 
 
@@ -164,8 +174,8 @@ ACCESS_MODES = ("enrolled", "everyone")
 def access_mode(value: Any) -> str:
     """Who sees a course: its enrolled members, or everyone logged in."""
     if value not in ACCESS_MODES:
-        raise RuleError(f"got {_given(value)}; allowed: enrolled (the course's roster or LMS members, "
-                        "the default) or everyone (anyone logged in, e.g. a demo course)")
+        raise _got(value, _("allowed: enrolled (the course's roster or LMS members, the default) or everyone "
+                            "(anyone logged in, e.g. a demo course)"))
     return value
 
 
@@ -176,21 +186,21 @@ def lms_context_list(value: Any) -> tuple[str, ...]:
     """LMS course (LTI context) ids, e.g. [\"42\"] for Moodle course 42: at most 20, each 1-255
     printable ASCII characters without spaces."""
     if not isinstance(value, list) or len(value) > 20:
-        raise RuleError(f"got {_given(value)}; expected a list of at most 20 LMS course ids, e.g. [\"42\"]")
+        raise _got(value, _("expected a list of at most 20 LMS course ids, e.g. [\"42\"]"))
     out = []
     for item in value:
         item = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
         if not isinstance(item, str) or not LMS_CONTEXT_RE.fullmatch(item):
-            raise RuleError(f"got {_given(item)}; an LMS course id is 1-255 printable characters without spaces")
+            raise _got(item, _("an LMS course id is 1-255 printable characters without spaces"))
         if item in out:
-            raise RuleError(f"{item!r} is listed twice")
+            raise RuleError(_("%(item)s is listed twice", item=repr(item)))
         out.append(item)
     return tuple(out)
 
 
 def default_url(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"/[A-Za-z0-9/_.\-]*", value) or ".." in value:
-        raise RuleError(f"got {_given(value)}; allowed: a path inside the server such as /lab or /lab/tree/README.md")
+        raise _got(value, _("allowed: a path inside the server such as /lab or /lab/tree/README.md"))
     return value
 
 
@@ -214,19 +224,20 @@ def docker_socket() -> str:
     return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
 
 
-_REFUSED = (f"dataset sources may not be /, system directories ({', '.join(FORBIDDEN_SOURCES)}), "
-            "goldenhub's state directory, the Docker socket, or a socket, device or pipe; "
-            "use a data directory such as /srv/datasets/<name>")
+def _refused() -> str:
+    return _("dataset sources may not be /, system directories (%(system)s), goldenhub's state directory, the "
+             "Docker socket, or a socket, device or pipe; use a data directory such as /srv/datasets/<name>",
+             system=", ".join(FORBIDDEN_SOURCES))
 
 
 def dataset_source(value: Any) -> str:
     """The path as written (normalised, not resolved): absolute, and not a forbidden place by
     its name. resolve_dataset() decides on what it points at."""
     if not isinstance(value, str) or not value.startswith("/") or "\0" in value or len(value) > 4096:
-        raise RuleError(f"got {_given(value)}; allowed: an absolute host path such as /srv/datasets/mnist")
+        raise _got(value, _("allowed: an absolute host path such as /srv/datasets/mnist"))
     path = _clean_abs(value)
     if path == "/" or any(_overlaps(path, bad) for bad in FORBIDDEN_SOURCES) or path.endswith("docker.sock"):
-        raise RuleError(f"got {_given(value)}; {_REFUSED}")
+        raise _got(value, _refused())
     return path
 
 
@@ -248,53 +259,55 @@ def resolve_dataset(value: Any, roots: tuple[str, ...] = (), private: tuple[str,
     try:
         real = os.path.realpath(path, strict=must_exist)
     except FileNotFoundError:
-        raise DatasetMissing(f"got {_given(value)}, which does not exist on this host") from None
+        raise DatasetMissing(_("got %(value)s, which does not exist on this host", value=_given(value))) from None
     except OSError as e:  # a loop of links, a path too long, no permission
-        raise RuleError(f"got {_given(value)}, which cannot be resolved ({e.strerror}); "
-                        "allowed: a directory or file reached without a loop of links") from None
-    resolved = "" if real == path else f", which resolves to {real}"
+        raise RuleError(_("got %(value)s, which cannot be resolved (%(error)s); allowed: a directory or file reached "
+                          "without a loop of links", value=_given(value), error=e.strerror)) from None
+    given = _given(value) if real == path else _("%(value)s, which resolves to %(real)s", value=_given(value),
+                                                   real=real)
     bad = {*FORBIDDEN_SOURCES, *(os.path.realpath(b) for b in FORBIDDEN_SOURCES),
            os.path.realpath(docker_socket()), *(os.path.realpath(p) for p in private)}
     if real == "/" or any(_overlaps(real, b) for b in bad) or real.endswith("docker.sock"):
-        raise RuleError(f"got {_given(value)}{resolved}; {_REFUSED}")
+        raise RuleError(_("got %(value)s; %(allowed)s", value=given, allowed=_refused()))
     try:
         mode = os.stat(real).st_mode
     except FileNotFoundError:
         mode = None
     except OSError as e:
-        raise RuleError(f"got {_given(value)}{resolved}, which cannot be read ({e.strerror})") from None
+        raise RuleError(_("got %(value)s, which cannot be read (%(error)s)", value=given, error=e.strerror)) from None
     if mode is not None and not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-        raise RuleError(f"got {_given(value)}{resolved}, which is a socket, device or pipe; "
-                        "allowed: a directory or a regular file")
+        raise RuleError(_("got %(value)s, which is a socket, device or pipe; allowed: a directory or a regular file",
+                          value=given))
     if roots:
         real_roots = [os.path.realpath(_clean_abs(r)) for r in roots]
         if not any(is_inside(real, r) for r in real_roots):
-            raise RuleError(f"got {_given(value)}{resolved}, which is outside the dataset roots; "
-                            f"allowed: paths under {', '.join(roots)}")
+            raise RuleError(_("got %(value)s, which is outside the dataset roots; allowed: paths under %(roots)s",
+                              value=given, roots=", ".join(roots)))
     if must_exist and mode is None:
-        raise DatasetMissing(f"got {_given(value)}{resolved}, which does not exist on this host")
+        raise DatasetMissing(_("got %(value)s, which does not exist on this host", value=given))
     return real
 
 
 def mount_target(value: Any) -> str:
     """A dataset target: relative to the home, or absolute under it; never the home itself."""
-    allowed = f"allowed: a directory inside the student's home {HOME}, such as datasets/mnist"
+    allowed = _("allowed: a directory inside the student's home %(home)s, such as datasets/mnist", home=HOME)
     if not isinstance(value, str) or not value or "\0" in value:
-        raise RuleError(f"got {_given(value)}; {allowed}")
+        raise _got(value, allowed)
     path = _clean_abs(value if value.startswith("/") else f"{HOME}/{value}")
     if not path.startswith(HOME + "/"):
-        raise RuleError(f"got {_given(value)}, which is outside the home; {allowed}")
+        raise RuleError(_("got %(value)s, which is outside the home; %(allowed)s", value=_given(value),
+                          allowed=allowed))
     return path
 
 
 def home_subdir(value: Any) -> str:
     """A courseware target: a directory relative to the home."""
-    allowed = "allowed: a directory name relative to the student's home, such as intro-python"
+    allowed = _("allowed: a directory name relative to the student's home, such as intro-python")
     if not isinstance(value, str) or not value or value.startswith(("/", "~", "-")) or "\0" in value:
-        raise RuleError(f"got {_given(value)}; {allowed}")
+        raise _got(value, allowed)
     path = posixpath.normpath(value)
     if path in (".", "..") or path.startswith("../") or not re.fullmatch(r"[A-Za-z0-9_./ -]+", path):
-        raise RuleError(f"got {_given(value)}; {allowed}")
+        raise _got(value, allowed)
     return path
 
 
@@ -304,28 +317,33 @@ def paths_overlap(a: str, b: str) -> bool:
 
 
 def git_url(value: Any, schemes: tuple[str, ...] = GIT_SCHEMES) -> str:
-    allowed = f"allowed: a URL with scheme {', '.join(s + '://' for s in schemes)} (e.g. https://example.org/course.git)"
+    allowed = _("allowed: a URL with scheme %(schemes)s (e.g. https://example.org/course.git)",
+                schemes=", ".join(s + "://" for s in schemes))
     if not isinstance(value, str) or not value or len(value) > 2000:
-        raise RuleError(f"got {_given(value)}; {allowed}")
+        raise _got(value, allowed)
     shown = _given(mask_url(value))  # messages never repeat a password or token
     if value.startswith("-"):
-        raise RuleError(f"got {shown}: a URL may not start with '-' (it would be read as a git option); {allowed}")
+        raise RuleError(_("got %(value)s: a URL may not start with '-' (it would be read as a git option); "
+                          "%(allowed)s", value=shown, allowed=allowed))
     if "::" in value.split("/", 1)[0] or value.lower().startswith("ext::"):
-        raise RuleError(f"got {shown}: git transport helpers (ext::, fd::) are not allowed; {allowed}")
+        raise RuleError(_("got %(value)s: git transport helpers (ext::, fd::) are not allowed; %(allowed)s",
+                          value=shown, allowed=allowed))
     if re.search(r"[\s\x00-\x1f\x7f]", value):
-        raise RuleError(f"got {shown}: spaces and control characters are not allowed; {allowed}")
+        raise RuleError(_("got %(value)s: spaces and control characters are not allowed; %(allowed)s", value=shown,
+                          allowed=allowed))
     try:
         parts = urlsplit(value)
     except ValueError:
-        raise RuleError(f"got {shown}, which is not a valid URL; {allowed}") from None
+        raise RuleError(_("got %(value)s, which is not a valid URL; %(allowed)s", value=shown,
+                          allowed=allowed)) from None
     if parts.scheme.lower() not in schemes or not parts.netloc or parts.netloc.startswith("-"):
-        raise RuleError(f"got {shown}; {allowed}")
+        raise RuleError(_("got %(value)s; %(allowed)s", value=shown, allowed=allowed))
     # Credentials never live in a template: anyone who may read it would hold them. ssh may
     # name its login user (ssh://git@host/…), never a password.
     userinfo = parts.netloc.rpartition("@")[0]
     if userinfo and (":" in userinfo or parts.scheme.lower() != "ssh"):
-        raise RuleError(f"got a URL with credentials in it ({shown}); a repository URL may not carry "
-                        "a user name, password or token: use a deploy key or a credential setting instead")
+        raise RuleError(_("got a URL with credentials in it (%(value)s); a repository URL may not carry a user name, "
+                          "password or token: use a deploy key or a credential setting instead", value=shown))
     return value
 
 
@@ -343,5 +361,5 @@ def mask_url(value: str) -> str:
 def git_branch(value: Any) -> str:
     if (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", value)
             or ".." in value or value.endswith((".lock", "/", ".")) or "//" in value):
-        raise RuleError(f"got {_given(value)}; allowed: a git branch name such as main or spring-2026")
+        raise _got(value, _("allowed: a git branch name such as main or spring-2026"))
     return value

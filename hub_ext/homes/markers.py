@@ -29,13 +29,14 @@ def utcnow() -> datetime:
 
 
 @contextmanager
-def resetting(state_dir: Path, home_volume: str, ttl: float = MARKER_TTL) -> Iterator[None]:
-    """Mark a home as being reset for the duration of the block."""
+def resetting(state_dir: Path, home_volume: str, ttl: float = MARKER_TTL, by_owner: bool = False) -> Iterator[None]:
+    """Mark a home as being reset for the duration of the block; `by_owner`: the student whose
+    home it is asked for it (the spawner then tells them "You reset...", not "An administrator...")."""
     marker = reset_marker(state_dir, home_volume)
     marker.parent.mkdir(parents=True, exist_ok=True)
     now = utcnow()
     record = {"owner": Owner.current().label(), "created": now.isoformat(),
-              "expires": (now + timedelta(seconds=ttl)).isoformat()}
+              "expires": (now + timedelta(seconds=ttl)).isoformat(), "by_owner": bool(by_owner)}
     partial = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(record))
     os.replace(partial, marker)
@@ -73,6 +74,15 @@ def reset_in_progress(state_dir: Path, home_volume: str) -> bool:
     except OSError:
         pass
     return False
+
+
+def reset_by_owner(state_dir: Path, home_volume: str) -> bool:
+    """Whether the live reset of this home was asked for by its own student (False if unknown)."""
+    try:
+        record = json.loads(reset_marker(state_dir, home_volume).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("by_owner") is True
 
 
 def remove_stale_markers(state_dir: Path) -> list[str]:

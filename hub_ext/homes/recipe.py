@@ -20,6 +20,8 @@ import docker.errors
 from hub_ext import contract
 from hub_ext.homes import markers, resets
 from hub_ext.hubclient import HubAPI, HubAPIError
+from hub_ext.i18n import N_
+from hub_ext.i18n.deferred import deferred, told
 
 log = logging.getLogger("goldenhub.service")
 
@@ -65,7 +67,7 @@ class Homes:
                 home = home or await self.home_volume(user, course)  # 2
                 backup = None
                 if home:
-                    with markers.resetting(self.state_dir, home):  # 3 (and 7: removed on leaving)
+                    with markers.resetting(self.state_dir, home, by_owner=actor == user):  # 3 (7: gone on leaving)
                         await self.stop_servers_using(user, course, home)  # 4
                         await asyncio.to_thread(self.remove_stopped_containers, home)  # 5
                         backup = await asyncio.to_thread(  # 6
@@ -74,11 +76,13 @@ class Homes:
             except (resets.ResetError, HubAPIError) as e:
                 await asyncio.to_thread(self.audit, actor, action, user, course, "failed", str(e))  # 7
                 return {"user": user, "result": "failed", "message": str(e)}
-        detail = f"home moved to backup {backup.volume}" if backup else "no home yet: nothing to back up"
+        # The audit keeps the detail deferred: each reader of the log reads it in their language.
+        detail = (deferred(N_("home moved to backup %(volume)s"), volume=backup.volume) if backup
+                  else deferred(N_("no home yet: nothing to back up")))
         await asyncio.to_thread(self.audit, actor, action, user, course, "ok", detail)  # 7
         return {"user": user, "result": "ok", "backup": backup.volume if backup else None,
                 "backup_created": backup.created.strftime("%Y-%m-%dT%H:%M:%SZ") if backup else None,
-                "message": detail}
+                "message": told(detail)}
 
     async def reset_many(self, actor: str, users: list[str], course: str) -> list[dict]:
         """A course-wide reset: each student as in reset(), RESET_CONCURRENCY at a time."""
@@ -110,10 +114,12 @@ class Homes:
             except (resets.ResetError, HubAPIError) as e:
                 await asyncio.to_thread(self.audit, actor, "restore", backup.user, backup.course, "failed", str(e))
                 return {"user": backup.user, "result": "failed", "message": str(e)}
-        detail = f"restored {backup.volume}" + (f"; the home it replaced is in {replaced.volume}" if replaced else "")
+        detail = (deferred(N_("restored %(volume)s; the home it replaced is in %(replaced)s"), volume=backup.volume,
+                           replaced=replaced.volume) if replaced
+                  else deferred(N_("restored %(volume)s"), volume=backup.volume))
         await asyncio.to_thread(self.audit, actor, "restore", backup.user, backup.course, "ok", detail)  # 5
         return {"user": backup.user, "result": "ok", "replaced": replaced.volume if replaced else None,
-                "message": detail}
+                "message": told(detail)}
 
     async def delete_backup(self, actor: str, backup: resets.Backup) -> dict:
         """Delete one backup for good (never one in use), and audit it."""

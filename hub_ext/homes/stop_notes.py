@@ -7,6 +7,9 @@ when the stop has returned, so a note never outlives the stop it explains; the s
 (reads and removes) a note at most NOTE_TTL seconds old, so a note left by a crash is never
 told for a later stop. A note is written whole (a temporary file renamed). The file is named
 by a hash of the user name: no user name reaches a path.
+
+A reason is kept as a deferred sentence (hub_ext.i18n.deferred): it is written in the language
+of whoever caused the stop and read later by the student in theirs.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from hub_ext.i18n import _
+from hub_ext.i18n import N_
+from hub_ext.i18n.deferred import deferred
 
 NOTE_TTL = 600  # seconds: longer than the hub takes to stop a server (hubclient's stop timeout)
 MAX_NOTE = 4096  # bytes read from a note file; a longer one is not ours
+ADMIN_STOPPED = N_("An administrator stopped your server at %(time)s; your files are kept. Start it again when "
+                   "you need it.")
 
 
 def utcnow() -> datetime:
@@ -29,9 +35,8 @@ def utcnow() -> datetime:
 
 
 def admin_stop_reason(at: datetime) -> str:
-    """The sentence a student reads after an administrator stopped their server."""
-    return _("An administrator stopped your server at %(time)s; your files are kept. Start it again when you "
-             "need it.", time=f"{at.astimezone(timezone.utc):%H:%M} UTC")
+    """The sentence a student reads after an administrator stopped their server (deferred)."""
+    return deferred(ADMIN_STOPPED, time=f"{at.astimezone(timezone.utc):%H:%M} UTC")
 
 
 def note_path(state_dir: Path, user: str) -> Path:

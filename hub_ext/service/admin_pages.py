@@ -107,6 +107,7 @@ class AdminPage(AdminHandler):
         marks = await asyncio.to_thread(_framework_marks, self.ctx.docker, courses.values())
         self.render_page("admin.html", courses=courses, rows=rows, catalog=catalog, audit=audit, marks=marks,
                          backups=backups, manageable=manageable,
+                         usage_courses={c for c in courses if rules.may_for_course(Action.ENROL, c)},
                          message=self.get_argument("message", ""),
                          can={"reset": bool(courses),
                               "backups": rules.manages_students(),

@@ -24,10 +24,16 @@ from hub_ext.hubconfig import Settings
 from hub_ext.i18n.hub import make_transforms
 from hub_ext.service import accounts_api, admin_pages, authz, branding_api, pages, process, resets_api, templates_api
 from hub_ext.service import term_api
+from hub_ext.service import notices_api
+from hub_ext.service import grants_api
+from hub_ext.service import usage_pages
+from hub_ext.service import metrics_api
 from hub_ext.service import template_pages, templating
 from hub_ext.service import branding_pages, course_pages, enrolment_api
 from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
 from hub_ext.service.db import AuditEntry, SchemaError, open_database
+from hub_ext.usage import keeper_loop
+from hub_ext.usage import ledger_loop
 
 log = logging.getLogger("goldenhub.service")
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -101,11 +107,15 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         *term_api.handlers(prefix),
         *templates_api.handlers(prefix),
         *branding_api.handlers(prefix),
+        *notices_api.handlers(prefix),
+        *grants_api.handlers(prefix),
         *pages.handlers(prefix),
         *admin_pages.handlers(prefix),
         *branding_pages.handlers(prefix),
         *template_pages.handlers(prefix),
         *course_pages.handlers(prefix),
+        *usage_pages.handlers(prefix),
+        *metrics_api.handlers(prefix),
         (prefix + r"api/.*", NotFoundAPIHandler),
         (prefix + r".*", pages.NotFoundPage),  # any other path: the error page, framed like the rest
     ]
@@ -142,6 +152,7 @@ def main() -> None:
     except SchemaError as e:
         log.error("%s", e)  # refuse to run on a schema this version does not know
         raise SystemExit(1) from None
+    ctx.metrics_public = s.metrics_public  # GET metrics without a token (hub_ext.service.metrics_api)
     cookie_secret = ensure_secret_file(s.state_dir / "service_cookie_secret")
     app = create_application(ctx, prefix, cookie_secret)
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
@@ -161,6 +172,8 @@ def main() -> None:
             loop.stop()
 
     ioloop.PeriodicCallback(watch_hub, 1000).start()
+    keeper_loop.start(ctx, s)  # GPU-busy servers kept, cull warnings, culls recorded
+    ledger_loop.start(ctx, s)  # GPU time recorded; quotas warned and enforced
     loop.asyncio_loop.add_signal_handler(signal.SIGTERM, loop.stop)  # type: ignore[attr-defined]
     try:
         loop.start()

@@ -18,6 +18,8 @@ from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Te
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from hub_ext.i18n.deferred import told
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -49,7 +51,12 @@ class AuditEntry(Base):
 
     def to_dict(self) -> dict:
         return {"id": self.id, "at": as_utc(self.at).isoformat(), "actor": self.actor, "action": self.action,
-                "user": self.target_user, "course": self.course, "result": self.result, "detail": self.detail}
+                "user": self.target_user, "course": self.course, "result": self.result, "detail": self.detail_text}
+
+    @property
+    def detail_text(self) -> str:
+        """The detail in the reader's language (a deferred sentence is translated now)."""
+        return told(self.detail)
 
 
 class SchemaError(RuntimeError):

@@ -11,9 +11,11 @@ from tornado import web
 from hub_ext import contract
 from hub_ext.service.authz import Action
 from hub_ext.i18n import _
+from hub_ext.i18n.deferred import told
 from hub_ext.i18n.format import when_text
 from hub_ext.service import templating
 from hub_ext.service.base import CSP, BaseHandler, error_detail, error_message
+from hub_ext.usage import warnings
 
 ERROR_PAGE = "error.html"
 MAX_REASON = 1000  # characters of a stop reason shown; the spawner's sentences are far shorter
@@ -104,6 +106,7 @@ class HomePage(PageHandler):
         server = model.get("servers", {}).get("")
         self.render_page("home.html", courses=[catalog.courses[c] for c in sorted(courses)],
                          server=server, stop_reason=stop_reason(server),
+                         notices=await asyncio.to_thread(warnings.items, self.ctx.db, self.username),
                          backups=await asyncio.to_thread(self.ctx.homes.backups, user=self.username))
 
 
@@ -114,7 +117,7 @@ def stop_reason(server: dict | None) -> str:
     if not server or server.get("ready") or server.get("pending"):
         return ""
     reason = (server.get("state") or {}).get(contract.STATE_STOP_REASON, "")
-    return reason[:MAX_REASON] if isinstance(reason, str) else ""
+    return told(reason)[:MAX_REASON] if isinstance(reason, str) else ""
 
 
 class ResetPage(PageHandler):

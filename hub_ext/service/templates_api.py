@@ -15,6 +15,7 @@ import asyncio
 from tornado import web
 
 from hub_ext.catalog import store
+from hub_ext.catalog.usage_rules import quota_data
 from hub_ext.i18n import _
 from hub_ext.service.authz import Action
 from hub_ext.service.base import APIHandler, Refusal, int_value, str_field
@@ -25,6 +26,7 @@ def template_dict(t, managed_by: str, disabled: bool = False) -> dict:
     """The full listing entry, for holders of the templates scope."""
     return {"id": t.id, "course": t.course, "title": t.title, "image": t.image, "gpus": t.gpus, "cpu": t.cpu,
             "memory": t.memory, "shm_size": t.shm_size, "groups": list(t.groups),
+            "idle_timeout": t.idle_timeout, "quota": quota_data(t.quota),
             "managed_by": managed_by, "disabled": disabled}
 
 
@@ -32,7 +34,8 @@ def student_dict(t) -> dict:
     """What a student needs to choose an environment: no host paths, repositories, groups
     or history."""
     return {"id": t.id, "course": t.course, "title": t.title, "description": t.description,
-            "image": t.image, "gpus": t.gpus, "cpu": t.cpu, "memory": t.memory, "shm_size": t.shm_size}
+            "image": t.image, "gpus": t.gpus, "cpu": t.cpu, "memory": t.memory, "shm_size": t.shm_size,
+            "idle_timeout": t.idle_timeout, "quota": quota_data(t.quota)}
 
 
 class TemplatesAPIHandler(APIHandler):
