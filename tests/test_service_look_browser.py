@@ -17,6 +17,8 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, Te
 
 from hub_ext import i18n
 from hub_ext.hubconfig import Settings
+from hub_ext.i18n import N_
+from hub_ext.i18n.deferred import deferred
 from hub_ext.service import templating
 from hub_ext.service.db import AuditEntry, open_database
 from tests.helpers import ARTIFACTS, PREFIX
@@ -67,7 +69,7 @@ def audited(hub):
     with db() as s:
         for name in AUDITED:
             s.add(AuditEntry(at=NOON_UTC, actor="admin", action="reset", target_user=name, course="lab",
-                             result="ok", detail=f"look test {name}"))
+                             result="ok", detail=deferred(N_("no home yet: nothing to back up"))))
         s.commit()
     return AUDITED
 
@@ -212,7 +214,7 @@ def test_times_show_in_the_browsers_time_zone(hub, browser, audited, zone, clock
     page = login(browser, hub, "admin", hub.admin_password(), timezone_id=zone, **EN)
     try:
         page.goto(f"{hub.url}{SERVICE}/admin")
-        cell = page.locator(f"#audit-table tr.audit:has-text('look test {audited[0]}') time")
+        cell = page.locator(f"#audit-table tr.audit:has-text('{audited[0]}') time")
         text = cell.first.inner_text()
         assert clock in text and "Jan 15, 2026" in text, text
         assert cell.first.get_attribute("title") == "2026-01-15 12:00 UTC"
