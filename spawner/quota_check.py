@@ -11,29 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.orm import sessionmaker
-
 from hub_ext.catalog.model import Template
-from hub_ext.service.db import open_database, utcnow
+from hub_ext.service.db import shared_database, utcnow
 from hub_ext.usage import quotas, records
 from hub_ext.usage.records import Standing
 from spawner.exits import local, start_refusal
-
-_databases: dict[str, sessionmaker] = {}
-
-
-def _db(url: str) -> sessionmaker:
-    if url not in _databases:
-        _databases[url] = open_database(url)
-    return _databases[url]
-
 
 def standings(db_url: str, user: str, templates: list[Template], now: datetime | None = None) -> dict[str, Standing]:
     """Template id → the student's standing, for each template with a quota (blocking)."""
     metered = [t for t in templates if t.quota is not None]
     if not db_url or not metered:
         return {}
-    db, now = _db(db_url), now or utcnow()
+    db, now = shared_database(db_url), now or utcnow()
     return {t.id: records.standing(db, user, t.course, t.quota, now) for t in metered}
 
 

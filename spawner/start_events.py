@@ -27,24 +27,14 @@ import os
 from pathlib import Path
 
 import docker.errors
-from sqlalchemy.orm import sessionmaker
 from tornado import web
 
-from hub_ext.service.db import StartEvent, open_database, utcnow
+from hub_ext.service.db import StartEvent, shared_database, utcnow
 
 log = logging.getLogger("goldenhub.start_events")
 
 REASONS = ("quota", "no-gpu", "image-missing", "timeout", "docker", "reset", "cancelled", "other")
 INVENTORY_FILE = "gpu-inventory.json"  # in the state directory: {"gpus": ["GPU-…", …]}
-
-_databases: dict[str, sessionmaker] = {}
-
-
-def _db(url: str) -> sessionmaker:
-    if url not in _databases:
-        _databases[url] = open_database(url)
-    return _databases[url]
-
 
 def classify(error: BaseException | None, reset: bool = False) -> tuple[str, str]:
     """(outcome, reason) of a start that ended with `error` (None: it succeeded)."""
@@ -69,7 +59,7 @@ def classify(error: BaseException | None, reset: bool = False) -> tuple[str, str
 
 
 def write_queued(db_url: str, user: str, server: str, course: str, template: str) -> int:
-    with _db(db_url)() as s:
+    with shared_database(db_url)() as s:
         row = StartEvent(username=user, server=server, course=course, template=template, queued_at=utcnow())
         s.add(row)
         s.commit()
@@ -77,7 +67,7 @@ def write_queued(db_url: str, user: str, server: str, course: str, template: str
 
 
 def write_admitted(db_url: str, event_id: int) -> None:
-    with _db(db_url)() as s:
+    with shared_database(db_url)() as s:
         row = s.get(StartEvent, event_id)
         if row is not None:
             row.admitted_at = utcnow()
@@ -85,7 +75,7 @@ def write_admitted(db_url: str, event_id: int) -> None:
 
 
 def write_finished(db_url: str, event_id: int, outcome: str, reason: str) -> None:
-    with _db(db_url)() as s:
+    with shared_database(db_url)() as s:
         row = s.get(StartEvent, event_id)
         if row is not None:
             row.finished_at, row.outcome, row.reason = utcnow(), outcome, reason

@@ -102,6 +102,17 @@ def open_database(url: str) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+_shared: dict[str, sessionmaker] = {}
+
+
+def shared_database(url: str) -> sessionmaker:
+    """One session factory (one engine and its pool) per URL for a whole process: the hub's
+    spawners and handlers that read or write the service's database share it."""
+    if url not in _shared:
+        _shared[url] = open_database(url)
+    return _shared[url]
+
+
 class TemplateRecord(Base):
     """A template created at runtime (templates from course files are not stored here)."""
 

@@ -19,25 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import lru_cache
 
 from jupyterhub.handlers import BaseHandler
 
 from hub_ext.i18n import _
+from hub_ext.service.db import shared_database
 from hub_ext.usage import warnings
 
 PATH = r"/goldenhub/notices"  # under the hub prefix: /hub/goldenhub/notices
 
 
-@lru_cache(maxsize=4)
-def _database(db_url: str):
-    from hub_ext.service.db import open_database
-
-    return open_database(db_url)
-
-
 def read_items(db_url: str, user: str) -> list[dict]:
-    return warnings.items(_database(db_url), user)
+    return warnings.items(shared_database(db_url), user)
 
 
 class NoticesHandler(BaseHandler):
