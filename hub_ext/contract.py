@@ -100,6 +100,27 @@ LABEL_IMAGE_FRAMEWORK = "goldenhub.framework"
 LABEL_IMAGE_FRAMEWORK_REQUESTED = "goldenhub.framework.requested"
 LABEL_IMAGE_TEMPLATES = "goldenhub.templates"
 LABEL_IMAGE_RUN = "goldenhub.run"
+# A course layer built from declarative files (hub_ext.images.course_env): where its files came
+# from (a path or the courseware repo's URL), the commit and the ref asked for, the SHA-256 of
+# requirements.txt + apt.txt + postBuild, and the exact parent images (name:version@id).
+LABEL_ENV_SOURCE = "goldenhub.env.source"
+LABEL_ENV_COMMIT = "goldenhub.env.commit"
+LABEL_ENV_REF = "goldenhub.env.ref"
+LABEL_REQUIREMENTS = "goldenhub.requirements"
+LABEL_BASE_IMAGE = "goldenhub.base.image"
+LABEL_FRAMEWORK_IMAGE = "goldenhub.framework.image"
+# A publish's smoke-test container and its scratch home carry LABEL_KIND=KIND_SMOKE_TEST, the
+# owner and expiry labels above, and LABEL_COURSE; whatever outlives its owner is removed.
+KIND_SMOKE_TEST = "smoke-test"
+
+
+def smoke_container_name(prefix: str, course: str, run_id: int) -> str:
+    return f"{prefix}-smoke-{escape_part(course)}-{run_id}"
+
+
+def smoke_home_name(prefix: str, course: str, run_id: int) -> str:
+    """Not a home: is_home_volume_name is false for it, so no listing takes it for a student's."""
+    return f"{prefix}-smoke-{escape_part(course)}-{run_id}-scratch"
 
 
 def label_filter(label: str, value: str | None = None) -> str:

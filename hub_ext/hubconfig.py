@@ -26,7 +26,8 @@ from hub_ext.usage import culling_config
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
 SETTINGS_FILE = "goldenhub.yaml"  # in the state directory: the admin's choices (login method, LMS)
-SERVICE_PASSED_ON = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS")
+SERVICE_PASSED_ON = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS",
+                     "PIP_CERT")
 
 # How people log in (GOLDENHUB_AUTH, else `auth:` in state/goldenhub.yaml, else local):
 # local: accounts from rosters, each sets a password at first login (hub_ext.accounts.local);
@@ -73,6 +74,12 @@ class Settings:
     # The service's Prometheus metrics readable without a token (GOLDENHUB_METRICS_PUBLIC=1,
     # else `metrics_public: true` in state/goldenhub.yaml); default: the metrics scope needed.
     metrics_public: bool = False
+    # Where publishes push course images (GOLDENHUB_REGISTRY, else `registry:` in
+    # state/goldenhub.yaml): host[:port][/path], e.g. 127.0.0.1:5000. Empty: publishing is off
+    # and says how to turn it on. Keep this many last published versions per course for
+    # rollback whatever their age (GOLDENHUB_PUBLISH_KEEP / `publish_keep:`).
+    registry: str = ""
+    publish_keep: int = 5
     # Passed on to the service from the hub's environment (Docker's address, the helper
     # image, the image and dataset rules), as from_env found them.
     service_env: dict[str, str] = field(default_factory=dict)
@@ -125,6 +132,15 @@ class Settings:
         culling_config.read_culling(s, env)
         public = env.get("GOLDENHUB_METRICS_PUBLIC") or file.get("metrics_public") or False
         s.metrics_public = str(public).strip().lower() in ("1", "true", "yes")
+        s.registry = str(env.get("GOLDENHUB_REGISTRY") or file.get("registry") or "").strip()
+        keep = env.get("GOLDENHUB_PUBLISH_KEEP") or file.get("publish_keep") or s.publish_keep
+        try:
+            s.publish_keep = int(keep)
+        except (TypeError, ValueError):
+            raise ValueError(f"publish_keep is {keep!r} (GOLDENHUB_PUBLISH_KEEP or {s.state_dir / SETTINGS_FILE}); "
+                             "give a whole number of versions, at least 1") from None
+        if s.publish_keep < 1:
+            raise ValueError(f"publish_keep is {s.publish_keep}; keep at least 1 published version per course")
         return s
 
 
@@ -310,6 +326,8 @@ GOLDENHUB_SCOPES = {
                                "its term; filter with !group=course:<course id> for one course."},
     "custom:goldenhub:accounts": {"description": "Reset the passwords of local accounts (admins only: never "
                                   "filtered, since a password reset hands over the whole account)."},
+    "custom:goldenhub:publish": {"description": "Publish a course's golden image, roll it back and restart idle "
+                                 "servers on it; filter with !group=course:<course id> for one course."},
     "custom:goldenhub:metrics": {"description": "Read the platform's Prometheus metrics at "
                                  "/services/goldenhub/metrics (give a scraper a token with only this scope)."},
 }
@@ -326,6 +344,8 @@ def update_service(c, s: Settings) -> None:
         "GOLDENHUB_AUTH": s.auth,
         "GOLDENHUB_LANGUAGE": s.language,
         "GOLDENHUB_METRICS_PUBLIC": "1" if s.metrics_public else "0",
+        "GOLDENHUB_REGISTRY": s.registry,
+        "GOLDENHUB_PUBLISH_KEEP": str(s.publish_keep),
     }
     if s.db_url_file:  # by file: never the URL itself, which may hold a password
         env["GOLDENHUB_DB_URL_FILE"] = str(s.db_url_file)

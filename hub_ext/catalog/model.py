@@ -57,6 +57,10 @@ class Template:
     runtime: bool = False  # created through the API: its datasets must stay under the dataset roots
     idle_timeout: int = usage_rules.CPU_IDLE_DEFAULT  # minutes idle before culling; 0: never
     quota: Quota | None = None  # hours per period (GPU-hours; server-hours on CPU); None: unmetered
+    # Set only by a publish's pin (hub_ext.images.versions.apply_pins): the published version the
+    # image (then a by-digest reference) is, and the image the file or API declared.
+    pinned_version: int = 0
+    declared_image: str = ""
 
 
 ACCESS_ENROLLED, ACCESS_EVERYONE = "enrolled", "everyone"

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from hub_ext import paths
 from hub_ext.i18n import _
 from hub_ext.catalog import rules
+from hub_ext.images import versions
 from hub_ext.catalog.model import Catalog, CatalogError, Course, Template, load_catalog, parse_template
 from hub_ext.service.db import TemplateRecord, TemplateRevision, utcnow
 
@@ -142,6 +143,8 @@ def merge(files: Catalog, session: Session | None, git_schemes: tuple[str, ...] 
                                                              "", None, (), "database")
         merged.courses[record.course] = replace(course, templates=course.templates + (template,))
         merged.managed_by[template.id] = "api"
+    if versions.has_tables(session):
+        merged.courses = versions.apply_pins(merged.courses, versions.current_pins(session))
     return merged
 
 

@@ -21,12 +21,15 @@ Rules (JupyterHub's scope semantics: `custom:goldenhub:<name>`, optionally filte
   Only that group: a group some template also lists is not the course.
 - CLOSE_TERM of a course: ENROL for it, and the reset scope for all of its students
   (unfiltered, or filtered to the course's student group).
+- PUBLISH a course's golden image (publish, roll back, restart idle servers on the pinned
+  version): the publish scope unfiltered, or filtered to `!group=course:<id>` for that
+  course, as ENROL.
 - ACCOUNTS (reset a local account's password): the unfiltered accounts scope only. A
   password reset hands the whole account (every course of it) to whoever logs in next, so
   no course filter can limit it.
 - Course staff: a member of a course's staff group (contract.staff_group: its instructors
-  and teaching assistants, from the roster or the LMS) holds, for this service, the reset
-  and enrol scopes filtered to the course's student group, exactly as if a role granted
+  and teaching assistants, from the roster or the LMS) holds, for this service, the reset,
+  enrol and publish scopes filtered to the course's student group, exactly as if a role granted
   them (staff_scopes). Membership is read from the hub for each request that shows any
   staff group, so a removed instructor loses these at once.
 - The admin page opens for any goldenhub scope, filtered or not; each of its sections shows
@@ -56,6 +59,7 @@ TEMPLATES_SCOPE = PREFIX + "templates"
 BRANDING_SCOPE = PREFIX + "branding"
 ENROL_SCOPE = PREFIX + "enrol"
 ACCOUNTS_SCOPE = PREFIX + "accounts"
+PUBLISH_SCOPE = PREFIX + "publish"
 
 
 class Action(enum.Enum):
@@ -70,14 +74,15 @@ class Action(enum.Enum):
     ENROL = "enrol"                  # a course's roster: import, unenrol
     CLOSE_TERM = "close term"        # a course's term: stop, back up every home, unenrol
     ACCOUNTS = "accounts"            # reset a local account's password
+    PUBLISH = "publish"              # a course's golden image: publish, roll back, restart idle servers on it
 
 
 SCOPE = {Action.RESET: RESET_SCOPE, Action.MANAGE_BACKUP: RESET_SCOPE, Action.SEE_BACKUP: RESET_SCOPE,
          Action.READ_AUDIT: RESET_SCOPE, Action.TEMPLATES: TEMPLATES_SCOPE, Action.BRANDING: BRANDING_SCOPE,
-         Action.ENROL: ENROL_SCOPE, Action.CLOSE_TERM: ENROL_SCOPE, Action.ACCOUNTS: ACCOUNTS_SCOPE}
+         Action.ENROL: ENROL_SCOPE, Action.CLOSE_TERM: ENROL_SCOPE, Action.ACCOUNTS: ACCOUNTS_SCOPE, Action.PUBLISH: PUBLISH_SCOPE}
 FOR_A_STUDENT = (Action.RESET, Action.MANAGE_BACKUP, Action.SEE_BACKUP)
-FOR_A_COURSE = (Action.ENROL, Action.CLOSE_TERM)
-ADMIN_PAGE_SCOPES = (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE, ENROL_SCOPE, ACCOUNTS_SCOPE)
+FOR_A_COURSE = (Action.ENROL, Action.CLOSE_TERM, Action.PUBLISH)
+ADMIN_PAGE_SCOPES = (RESET_SCOPE, TEMPLATES_SCOPE, BRANDING_SCOPE, ENROL_SCOPE, ACCOUNTS_SCOPE, PUBLISH_SCOPE)
 
 
 def staff_scopes(groups: Iterable[str]) -> set[str]:
@@ -87,7 +92,8 @@ def staff_scopes(groups: Iterable[str]) -> set[str]:
         found = contract.course_of_group(group)
         if found and found[1]:
             students = contract.course_group(found[0])
-            scopes |= {f"{RESET_SCOPE}!group={students}", f"{ENROL_SCOPE}!group={students}"}
+            scopes |= {f"{RESET_SCOPE}!group={students}", f"{ENROL_SCOPE}!group={students}",
+                       f"{PUBLISH_SCOPE}!group={students}"}
     return scopes
 
 
@@ -134,9 +140,11 @@ class Rules:
         return holds(self.scopes, SCOPE[action])
 
     def may_for_course(self, action: Action, course: str) -> bool:
-        """ENROL or CLOSE_TERM for one course."""
+        """ENROL, CLOSE_TERM or PUBLISH for one course."""
         if action not in FOR_A_COURSE:
             raise ValueError(f"{action} is not decided for a course alone")
+        if action is Action.PUBLISH:
+            return covers_course(self.scopes, PUBLISH_SCOPE, course)
         allowed = covers_course(self.scopes, ENROL_SCOPE, course)
         if action is Action.CLOSE_TERM:
             allowed = allowed and covers_course(self.scopes, RESET_SCOPE, course)
@@ -252,6 +260,10 @@ def refusal(action: Action, student: str | None = None, course: str | None = Non
         return _("You may not close the term of %(course)s: that needs the scopes %(enrol)s and %(reset)s for the "
                  "group %(group)s (its instructors and TAs have them)", course=course, enrol=ENROL_SCOPE,
                  reset=RESET_SCOPE, group=contract.course_group(course))
+    if action is Action.PUBLISH:
+        return _("You may not publish or roll back the image of %(course)s: that needs the scope %(scope)s for the "
+                 "group %(group)s (its instructors and TAs have it)", course=course, scope=PUBLISH_SCOPE,
+                 group=contract.course_group(course))
     what = what or _({Action.READ_AUDIT: N_("The audit log"), Action.TEMPLATES: N_("Changing templates"),
                       Action.BRANDING: N_("Changing the logo or favicon"),
                       Action.ACCOUNTS: N_("Resetting a password (admins only)")}[action])

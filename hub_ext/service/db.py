@@ -231,3 +231,72 @@ class StartEvent(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     outcome: Mapped[str] = mapped_column(String(16), default="")
     reason: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ImageVersion(Base):
+    """One published golden image of a course: built, smoke-tested and pushed, pullable by
+    `reference` (REGISTRY/goldenhub/course-<id>@sha256:...). `number` counts per course (1, 2, ...).
+    labels: JSON of the image's labels (its provenance), as read after the build."""
+
+    __tablename__ = "image_versions"
+    __table_args__ = (UniqueConstraint("course", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course: Mapped[str] = mapped_column(String(40), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(400))  # by digest
+    tag: Mapped[str] = mapped_column(String(400), default="")  # the pushed tag, for people
+    image_id: Mapped[str] = mapped_column(String(80), index=True)  # the local image id (sha256:...)
+    commit: Mapped[str] = mapped_column(String(64), default="")  # of the environment's source
+    ref: Mapped[str] = mapped_column(String(200), default="")  # the git ref asked for ("" = default)
+    requirements_digest: Mapped[str] = mapped_column(String(80), default="")
+    labels: Mapped[str] = mapped_column(Text, default="{}")
+    published_by: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    publish_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class PinRevision(Base):
+    """Which published version a course's templates use, from `at` on: the newest row (highest
+    number) of a course is its pin. A publish and a rollback each add one (action publish |
+    rollback); nothing is ever changed in place."""
+
+    __tablename__ = "pin_revisions"
+    __table_args__ = (UniqueConstraint("course", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course: Mapped[str] = mapped_column(String(40), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[int] = mapped_column(Integer, ForeignKey("image_versions.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PublishRun(Base):
+    """One publish of a course, from the page or the command line. state: running | succeeded |
+    failed; step: the step running or the one that failed (build | smoke | push | pin | prepull);
+    message: the sentence a failure ends with; log_path: the whole log, kept after the run.
+    holder: host:pid of the process doing it (a crashed holder's run is marked failed)."""
+
+    __tablename__ = "publish_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course: Mapped[str] = mapped_column(String(40), index=True)
+    ref: Mapped[str] = mapped_column(String(200), default="")
+    actor: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    step: Mapped[str] = mapped_column(String(16), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    log_path: Mapped[str] = mapped_column(String(500), default="")
+    holder: Mapped[str] = mapped_column(String(255), default="")
+    version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PublishLock(Base):
+    """At most one publish per course at a time: the row of a course names the run holding it."""
+
+    __tablename__ = "publish_locks"
+    course: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
