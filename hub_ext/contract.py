@@ -102,7 +102,7 @@ LABEL_IMAGE_TEMPLATES = "goldenhub.templates"
 LABEL_IMAGE_RUN = "goldenhub.run"
 # A course layer built from declarative files (hub_ext.images.course_env): where its files came
 # from (a path or the courseware repo's URL), the commit and the ref asked for, the SHA-256 of
-# requirements.txt + apt.txt + postBuild, and the exact parent images (name:version@id).
+# requirements.txt + apt.txt + postBuild, and the exact parent images (name:version).
 LABEL_ENV_SOURCE = "goldenhub.env.source"
 LABEL_ENV_COMMIT = "goldenhub.env.commit"
 LABEL_ENV_REF = "goldenhub.env.ref"

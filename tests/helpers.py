@@ -601,3 +601,77 @@ def png_pixels(data: bytes) -> list[list[tuple[int, ...]]]:
         prev = bytes(line)
         rows.append([tuple(line[x * bpp:(x + 1) * bpp]) for x in range(width)])
     return rows
+
+
+# --- publishing (tests/test_publish*.py) -------------------------------------------------------
+
+
+def make_notebook(*sources: str) -> str:
+    """A Jupyter notebook (nbformat 4) whose code cells are `sources`, in order."""
+    import json
+
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s}
+             for s in sources]
+    return json.dumps({"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                   "language": "python"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
+def push_branch(bare: Path, branch: str, files: dict[str, str], message: str = "change") -> str:
+    """Commit `files` (path → text; parents made) on top of main and push it as `branch` of the
+    bare repo `bare` (created with these files on main if missing); returns the commit."""
+    import tempfile
+
+    from hub_ext import samples
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "work"
+        if not bare.exists():
+            work.mkdir()
+            for name, text in files.items():
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                (work / name).write_text(text)
+            samples.ensure_repo_from_dir(work, bare, message)
+            branch_ref = "main"
+        else:
+            subprocess.run(["git", "clone", "-q", "-b", "main", str(bare), str(work)], check=True)
+            for name, text in files.items():
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                (work / name).write_text(text)
+            git = ["git", "-C", str(work), "-c", "user.name=Instructor", "-c", "user.email=i@example.org"]
+            subprocess.run([*git, "add", "-A"], check=True)
+            subprocess.run([*git, "commit", "-qm", message], check=True)
+            subprocess.run([*git, "push", "-qf", "origin", f"HEAD:{branch}"], check=True)
+            branch_ref = branch
+        return subprocess.run(["git", "-C", str(bare), "rev-parse", branch_ref], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+
+def publish_course_yaml(course: str, repo_url: str) -> str:
+    """A CPU course on the scipy framework whose one template uses the course's own image."""
+    return textwrap.dedent(f"""\
+        id: {course}
+        title: Publish test {course}
+        framework: scipy
+        access: everyone
+        templates:
+          - id: {course}-cpu
+            title: Publish test (CPU)
+            image: goldenhub/course-{course}:latest
+            gpus: 0
+            cpu: 1
+            memory: 512M
+            courseware:
+              repo: {repo_url}
+              target: work
+        """)
+
+
+def remove_course_images(course: str) -> None:
+    """Every local image tag of course `course`'s own image (built, pushed or pulled)."""
+    client = docker.from_env()
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.split("@")[0].rsplit(":", 1)[0].endswith(f"/course-{course}"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag, force=True)

@@ -38,6 +38,11 @@ ENDPOINTS = [
     ("GET", "/branding/logo", None, None, 200),
     ("PUT", "/branding/logo", b"not an image", "branding", 403),
     ("DELETE", "/branding/favicon", None, "branding", 403),
+    # publishing (this hub has no registry: the admin's publish is a 400 saying how to set one)
+    ("GET", "/courses/lab/images", None, "publish", 403),
+    ("POST", "/courses/lab/publish", {"ref": "main"}, "publish", 403),
+    ("POST", "/courses/lab/rollback", {"version": 1}, "publish", 403),
+    ("POST", "/courses/lab/restart-idle", {}, "publish", 403),
 ]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from hub_ext.cli import images_cmd
 from hub_ext.images import plan as images
-from tests.helpers import goldenhub
+from tests.helpers import PREFIX, goldenhub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT_S = 1500
@@ -36,8 +36,10 @@ def _write(path: Path, text: str) -> None:
 @pytest.fixture
 def images_tree(tmp_path):
     root = tmp_path / "images"
-    for d in ("base", "frameworks/scipy", "frameworks/pytorch", "courses/py", "courses/dl", "courses/other"):
+    for d in ("base", "frameworks/scipy", "frameworks/pytorch"):
         _write(root / d / "Dockerfile", "FROM scratch\n")
+    for course in ("py", "dl", "other"):
+        _write(tmp_path / "courses" / course / "environment/requirements.txt", "tabulate\n")
     (root / "frameworks/pytorch/requires-cuda").touch()
     return root
 
@@ -226,7 +228,7 @@ def test_real_chain_is_labelled_with_each_layers_git_commit(api):
     for ref, directory, layer in [
         ("goldenhub/base:latest", REPO_ROOT / "images/base", "base"),
         ("goldenhub/framework-scipy:latest", REPO_ROOT / "images/frameworks/scipy", "framework"),
-        ("goldenhub/course-intro-python:latest", REPO_ROOT / "images/courses/intro-python", "course"),
+        ("goldenhub/course-intro-python:latest", REPO_ROOT / "courses/intro-python/environment", "course"),
     ]:
         labels = _labels(api, ref)
         revision, dirty = _expected_provenance(directory)
@@ -264,15 +266,15 @@ templates:
 @pytest.fixture
 def tiny_repo(tmp_path, api):
     """A git repo with three cheap layers on the offline OS base, and a namespace removed afterwards."""
-    ns = f"goldenhub-test-{uuid.uuid4().hex[:8]}"
+    ns = f"{PREFIX}-images-{uuid.uuid4().hex[:8]}"
     repo = tmp_path / "repo"
     _write(repo / "images/base/Dockerfile",
            "ARG BASE_IMAGE=goldenhub/os-base:bookworm\nFROM ${BASE_IMAGE}\n"
            "RUN echo base-one > /base1.txt\nRUN echo base-two > /base2.txt\n")
     _write(repo / "images/frameworks/tiny/Dockerfile",
            "ARG BASE\nFROM ${BASE}\nRUN echo fw-one > /fw1.txt\nRUN echo fw-two > /fw2.txt\n")
-    _write(repo / "images/courses/tinycourse/Dockerfile",
-           "ARG FRAMEWORK_IMAGE\nFROM ${FRAMEWORK_IMAGE}\nRUN echo course-one > /course1.txt\n")
+    # The course layer is generated from a postBuild (the tiny OS base has no pip).
+    _write(repo / "courses/tinycourse/environment/postBuild", "#!/bin/sh\necho course-one > /tmp/course1.txt\n")
     _write(repo / "courses/tinycourse.yaml", TINY_COURSE.format(cid="tinycourse", framework="tiny", ns=ns))
     _git(repo, "init", "-q")
     _commit_all(repo, "tiny layers")
@@ -297,9 +299,8 @@ def test_changing_only_the_course_layer_reuses_base_and_framework(api, tiny_repo
     assert first.returncode == 0, first.stderr
     before = [api.inspect_image(r)["Id"] for r in refs]
 
-    _write(tiny_repo.root / "images/courses/tinycourse/Dockerfile",
-           "ARG FRAMEWORK_IMAGE\nFROM ${FRAMEWORK_IMAGE}\nRUN echo course-one > /course1.txt\n"
-           "RUN echo course-two > /course2.txt\n")
+    _write(tiny_repo.root / "courses/tinycourse/environment/postBuild",
+           "#!/bin/sh\necho course-one > /tmp/course1.txt\necho course-two > /tmp/course2.txt\n")
     _commit_all(tiny_repo.root, "course layer only")
     second = _tiny_build(tiny_repo)
     assert second.returncode == 0, second.stderr
@@ -311,8 +312,7 @@ def test_changing_only_the_course_layer_reuses_base_and_framework(api, tiny_repo
     for repo in (f"{ns}/base", f"{ns}/framework-tiny"):
         assert "Using cache" in sections[repo] and "Running in" not in sections[repo], repo
     course = sections[f"{ns}/course-tinycourse"]
-    assert "Using cache" in course  # its first RUN
-    assert "Running in" in course  # the new RUN
+    assert "Running in" in course  # the changed postBuild ran
     course_revision = _git(tiny_repo.root, "rev-parse", "HEAD")
     assert _labels(api, refs[2])["org.opencontainers.image.revision"] == course_revision
     assert _labels(api, refs[0])["org.opencontainers.image.revision"] == _git(tiny_repo.root, "rev-parse", "HEAD~1")
@@ -332,9 +332,8 @@ def test_push_publishes_every_layer_with_its_version(api, tiny_repo, registry):
 
 @pytest.mark.images
 def test_a_failing_build_exits_nonzero_with_a_clear_message(api, tiny_repo):
-    _write(tiny_repo.root / "images/courses/tinycourse/Dockerfile",
-           "ARG FRAMEWORK_IMAGE\nFROM ${FRAMEWORK_IMAGE}\nRUN exit 3\n")
+    _write(tiny_repo.root / "courses/tinycourse/environment/postBuild", "#!/bin/sh\necho about to fail\nexit 3\n")
     result = _tiny_build(tiny_repo)
     assert result.returncode == 1
-    assert f"building {tiny_repo.ns}/course-tinycourse failed" in result.stderr
-    assert "returned a non-zero code: 3" in result.stderr
+    assert "building the course layer of tinycourse failed: postBuild exited with status 3" in result.stderr
+    assert "about to fail" in result.stderr

@@ -1,4 +1,5 @@
-"""`goldenhub images build`: build the golden images base → framework → course, optionally push."""
+"""`goldenhub images build`: build the golden images base → framework → course, optionally push.
+A course layer is generated from courses/<id>/environment/ (requirements.txt, apt.txt, postBuild)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def add_parser(subparsers) -> None:
                        help=_("a PEM CA bundle the images trust, for TLS-intercepting proxies "
                             "(default: the file named by $PIP_CERT, if set)"))
     build.add_argument("--images-dir", metavar="DIR", type=Path, help=_("the layer Dockerfiles (default: images/)"))
-    build.add_argument("--courses-dir", metavar="DIR", type=Path, help=_("the course YAML files (default: courses/)"))
+    build.add_argument("--courses-dir", metavar="DIR", type=Path, help=_("the course YAML files and each course's environment/ directory "
+                              "(default: courses/)"))
     build.add_argument("--namespace", default=images.IMAGE_NAMESPACE, metavar="NAME",
                        help=_("the image namespace: NAME/base, NAME/framework-<name>, NAME/course-<id> "
                               "(default: %(namespace)s; course templates refer to it)",
@@ -52,6 +54,8 @@ def add_parser(subparsers) -> None:
                        help=_("give up when the Docker engine sends nothing for this long (default: %(seconds)d)",
                               seconds=DEFAULT_TIMEOUT_S))
     build.set_defaults(run=run_build)
+    __import__("hub_ext.cli.prune_cmd", fromlist=["add_parser"]).add_parser(commands)
+    __import__("hub_ext.cli.publish_cmd", fromlist=["add_parser"]).add_parser(commands)
 
 
 def _fail(message: str) -> int:
@@ -63,6 +67,7 @@ def run_build(args: argparse.Namespace) -> int:
     """Plan, then build; every expected failure is one clear message and exit status 1."""
     from hub_ext.catalog.model import CatalogError, load_catalog
     from hub_ext.images import build as images_build
+    from hub_ext.images import course_env
 
     import jupyterhub
 
@@ -80,18 +85,23 @@ def run_build(args: argparse.Namespace) -> int:
             images_dir=images_dir, work_dir=paths.state_dir() / "rootfs", base_image=args.base_image,
             offline_base=args.offline_base, apt_mirror=args.apt_mirror, pip_index_url=args.pip_index_url,
             ca_bundle=ca_bundle, push=args.push, jupyterhub_version=jupyterhub.__version__,
+            namespace=args.namespace, courses_dir=courses_dir,
         )
-        # Plan against a CUDA base first only to fail on a bad catalog/images dir before Docker work.
-        images.plan_chain(courses, images_dir, cuda_base=True, namespace=args.namespace)
+        # Plan against a CUDA base first only to fail on a bad catalog/images dir or refused
+        # environment files before Docker work.
+        preplan = images.plan_chain(courses, images_dir, cuda_base=True, namespace=args.namespace,
+                                    courses_dir=courses_dir)
+        envs = {layer.name: course_env.local_env(layer.directory) for layer in preplan.layers if layer.kind == "course"}
         api = images_build.make_client(args.timeout)
         os_base = images_build.choose_os_base(api, options)
         print(_("OS base: %(image)s — %(reason)s", image=os_base.reference, reason=os_base.reason))
-        plan = images.plan_chain(courses, images_dir, cuda_base=os_base.cuda, namespace=args.namespace)
+        plan = images.plan_chain(courses, images_dir, cuda_base=os_base.cuda, namespace=args.namespace,
+                                 courses_dir=courses_dir)
         for note in plan.notes:
             print(note)
         print(_("Layers:"))
         print("\n".join(images.describe_plan(plan, os_base.reference)))
-        built = images_build.build_chain(api, plan, options, os_base)
+        built = images_build.build_chain(api, plan, options, os_base, envs=envs)
     except CatalogError as exc:
         return _fail(_("the course catalog in %(directory)s has problems:", directory=courses_dir) + f"\n{exc}")
     except (images.ImagesError, OfflineBaseError) as exc:

@@ -81,6 +81,11 @@ auth: demo
 # HTTPS (with GOLDENHUB_BIND_URL=https://0.0.0.0:443; `goldenhub tls self-signed` makes a trial pair):
 # ssl_cert: /etc/goldenhub/tls/goldenhub.crt
 # ssl_key: /etc/goldenhub/tls/goldenhub.key
+# registry: where `goldenhub images publish` and the instructor's Images page push course
+#   images (host[:port][/path]); .ci/setup runs Debian's docker-registry on 127.0.0.1:5000.
+#   Remove the line to turn publishing off.
+registry: 127.0.0.1:5000
+# publish_keep: 5               # published versions kept for rollback by `goldenhub images prune`
 """
 
 

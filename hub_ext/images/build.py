@@ -1,6 +1,7 @@
 """Building golden images with a Docker engine: choose the OS base, build the chain, push.
 
-The plan (which layers, names, labels) comes from hub_ext.images.plan; this module only runs it.
+The plan (which layers, names, labels) comes from hub_ext.images.plan and a course layer's
+generated Dockerfile from hub_ext.images.course_env; this module only runs them.
 Every Docker call has a bound (the client's timeout), and Docker's build output is shown as
 it arrives so the user sees which steps came from the cache.
 """
@@ -11,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +21,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from hub_ext.images import offline_base
+from hub_ext.i18n import _
+from hub_ext.images import course_env, offline_base
 from hub_ext.images import plan as images
 
 Log = Callable[[str], None]
@@ -27,6 +30,7 @@ Log = Callable[[str], None]
 # The CA bundle the base layer adds to its trust store (empty file: none); see images/base/Dockerfile.
 CA_BUNDLE_NAME = "extra-ca.crt"
 CONNECT_TIMEOUT_S = 30
+OUTPUT_KEPT_LINES = 400  # of a course layer's build output, to explain its failure
 
 
 @dataclass
@@ -40,6 +44,8 @@ class BuildOptions:
     ca_bundle: Path | None = None
     push: str | None = None
     jupyterhub_version: str = ""
+    namespace: str = images.IMAGE_NAMESPACE
+    courses_dir: Path | None = None  # where courses/<id>/environment/ lives (default: next to images_dir)
 
 
 @dataclass
@@ -116,12 +122,18 @@ def make_build_args(layer: images.Layer, options: BuildOptions, os_base: OsBase,
 
 def build_layer(
     api: docker.APIClient, layer: images.Layer, buildargs: dict, labels: dict, tags: list[str],
-    ca_bundle: Path | None, out=sys.stdout,
+    ca_bundle: Path | None, out=sys.stdout, env: course_env.EnvFiles | None = None,
 ) -> str:
-    """Build one layer with the cache, tag it, and return its image id; raises ImagesError on failure."""
+    """Build one layer with the cache, tag it, and return its image id; raises ImagesError on failure.
+    A course layer's context is generated from `env` (its Dockerfile and env files only)."""
     with tempfile.TemporaryDirectory(prefix=f"goldenhub-{layer.kind}-") as tmp:
         context = layer.directory
-        if layer.kind == "base":
+        kept: deque[str] = deque(maxlen=OUTPUT_KEPT_LINES)
+        if layer.kind == "course":
+            if env is None:
+                raise images.ImagesError(f"the course layer of {layer.name}: no environment files were read")
+            context = course_env.make_context(env, Path(tmp) / "context")
+        elif layer.kind == "base":
             # A copy of the layer plus the CA bundle; file contents (not the temp path) decide the cache.
             context = Path(tmp) / "context"
             shutil.copytree(layer.directory, context)
@@ -140,7 +152,12 @@ def build_layer(
                 if "stream" in chunk:
                     out.write(chunk["stream"])
                     out.flush()
+                    kept.extend(chunk["stream"].splitlines())
                 if "error" in chunk:
+                    if layer.kind == "course":
+                        reason = course_env.explain_failure("\n".join(kept)) or chunk["error"].strip()
+                        raise images.ImagesError(_("building the course layer of %(course)s failed: %(reason)s",
+                                                   course=layer.name, reason=reason))
                     raise images.ImagesError(f"building {layer.repository} failed: {chunk['error'].strip()}")
                 if isinstance(chunk.get("aux"), dict) and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
@@ -177,14 +194,29 @@ def push_image(api: docker.APIClient, image_id: str, repository: str, version: s
     return reference
 
 
+def course_provenance(env: course_env.EnvFiles) -> images.Provenance:
+    """The OCI provenance of a course layer: its env files' git provenance when known."""
+    if env.provenance is not None:
+        return env.provenance
+    return images.Provenance(env.commit, "", env.commit[:12] or "0.0.0-dirty", env.source, not env.commit)
+
+
 def build_chain(
     api: docker.APIClient, plan: images.BuildPlan, options: BuildOptions, os_base: OsBase,
-    log: Log = print, out=sys.stdout,
+    log: Log = print, out=sys.stdout, envs: dict[str, course_env.EnvFiles] | None = None,
 ) -> list[BuiltImage]:
-    """Build every layer of the plan, parents first; each child FROMs its parent's version tag."""
+    """Build every layer of the plan, parents first; each child FROMs its parent's version tag.
+    A course layer is generated from envs[course id], else from its directory's files."""
     parents: dict[str, str] = {}
     built: list[BuiltImage] = []
+    base_repository = plan.layers[0].repository if plan.layers else ""
     for layer in plan.layers:
+        if layer.kind == "course":
+            env = (envs or {}).get(layer.name) or course_env.local_env(layer.directory)
+            item = build_course_layer(api, layer, env, parents.get(base_repository, ""), parents[layer.parent],
+                                      options, log=log, out=out)
+            built.append(item)
+            continue
         provenance = images.git_provenance(layer.directory)
         tags = images.make_tags(layer.repository, provenance.version)
         labels = images.make_labels(layer, provenance)
@@ -195,9 +227,49 @@ def build_chain(
         started = time.monotonic()
         image_id = build_layer(api, layer, buildargs, labels, tags, options.ca_bundle, out=out)
         parents[layer.repository] = tags[0]
-        item = BuiltImage(layer, image_id, tags, time.monotonic() - started)
-        if options.push:
-            push_repo = images.make_push_repository(options.push, layer.repository)
-            item.pushed.append(push_image(api, image_id, push_repo, provenance.version, log))
-        built.append(item)
+        built.append(_pushed(api, BuiltImage(layer, image_id, tags, time.monotonic() - started), options,
+                             provenance.version, log))
     return built
+
+
+def _pushed(api: docker.APIClient, item: BuiltImage, options: BuildOptions, version: str, log: Log) -> BuiltImage:
+    if options.push:
+        push_repo = images.make_push_repository(options.push, item.layer.repository)
+        item.pushed.append(push_image(api, item.image_id, push_repo, version, log))
+    return item
+
+
+def build_course_layer(
+    api: docker.APIClient, layer: images.Layer, env: course_env.EnvFiles, base_image: str, framework_image: str,
+    options: BuildOptions, log: Log = print, out=sys.stdout,
+) -> BuiltImage:
+    """Build a course layer generated from `env` FROM `framework_image` ("name:version", which
+    must exist); `base_image` is the framework's base, recorded in the labels."""
+    provenance = course_provenance(env)
+    tags = images.make_tags(layer.repository, provenance.version)
+    labels = images.make_labels(layer, provenance, env=env, parents=(base_image, framework_image))
+    log(f"\n=== course {layer.name}: {tags[0]} FROM {framework_image} "
+        f"(revision {provenance.revision[:12] or 'none'}{', dirty' if provenance.dirty else ''})")
+    started = time.monotonic()
+    image_id = build_layer(api, layer, {"FRAMEWORK_IMAGE": framework_image}, labels, tags, options.ca_bundle,
+                           out=out, env=env)
+    return _pushed(api, BuiltImage(layer, image_id, tags, time.monotonic() - started), options, provenance.version,
+                   log)
+
+
+def build_course(
+    api: docker.APIClient, course, env: course_env.EnvFiles, options: BuildOptions, log: Log = print,
+    out=sys.stdout,
+) -> BuiltImage:
+    """Build one catalog course's image from `env` (read_env_dir or env_from_checkout): base and
+    framework come from the cache (built when missing), the course layer is generated. Returns
+    the course layer; raises images.ImagesError (course_env.EnvError for refused files) whose
+    message shows pip's or postBuild's failing lines."""
+    if course.framework is None:
+        raise images.ImagesError(f"{course.id}: no framework in its course file; no image can be built")
+    os_base = choose_os_base(api, options, log)
+    plan = images.plan_chain([course], options.images_dir, cuda_base=os_base.cuda, namespace=options.namespace,
+                             courses_dir=options.courses_dir, require_env=False)
+    for note in plan.notes:
+        log(note)
+    return build_chain(api, plan, options, os_base, log=log, out=out, envs={course.id: env})[-1]

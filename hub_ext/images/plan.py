@@ -1,10 +1,13 @@
 """Golden images as plain data: which layers to build, their names, tags, labels and provenance.
 
-A golden image is built in three layers, each a directory with a Dockerfile:
+A golden image is built in three layers:
 
     images/base/                      goldenhub/base                 (OS, Python, jupyterhub, JupyterLab)
     images/frameworks/<name>/         goldenhub/framework-<name>     (FROM the base, ARG BASE)
-    images/courses/<course-id>/       goldenhub/course-<course-id>   (FROM its framework, ARG FRAMEWORK_IMAGE)
+    courses/<course-id>/environment/  goldenhub/course-<course-id>   (FROM its framework, ARG FRAMEWORK_IMAGE)
+
+The base and framework layers are admin-owned Dockerfiles. A course layer has no Dockerfile:
+it is generated from the course's requirements.txt, apt.txt and postBuild (hub_ext.images.course_env).
 
 Nothing here talks to Docker (that is hub_ext.images.build); git is read for provenance.
 """
@@ -112,8 +115,10 @@ def make_run_command(reference: str, requires_cuda: bool) -> str:
     return f"docker run --rm -it -p 8888:8888 {gpus}{reference} jupyter lab --ip=0.0.0.0 --no-browser"
 
 
-def make_labels(layer: Layer, provenance: Provenance) -> dict[str, str]:
-    """The labels of one image, a pure function of the layer and its provenance.
+def make_labels(layer: Layer, provenance: Provenance, env=None, parents: tuple[str, str] = ("", "")) -> dict[str, str]:
+    """The labels of one image, a pure function of the layer and its provenance; a course layer
+    also names its environment files (`env`, a course_env.EnvFiles) and its exact parents
+    (`parents`: the base's and the framework's "name:version").
 
     Labels are part of the image id, and a changed parent id rebuilds every child, so no
     label may depend on when or where the build ran: see git_provenance for the rule.
@@ -137,19 +142,31 @@ def make_labels(layer: Layer, provenance: Provenance) -> dict[str, str]:
     if layer.kind == "course":
         labels[contract.LABEL_COURSE] = layer.name
         labels[contract.LABEL_IMAGE_TEMPLATES] = ",".join(layer.templates)
+        if env is not None:
+            from hub_ext.images.course_env import requirements_digest
+
+            labels[contract.LABEL_ENV_SOURCE] = env.source
+            labels[contract.LABEL_ENV_COMMIT] = env.commit or "none"
+            labels[contract.LABEL_ENV_REF] = env.ref or "none"
+            labels[contract.LABEL_REQUIREMENTS] = requirements_digest(env)
+            labels[contract.LABEL_BASE_IMAGE], labels[contract.LABEL_FRAMEWORK_IMAGE] = parents
     if layer.requested_framework:
         labels[contract.LABEL_IMAGE_FRAMEWORK_REQUESTED] = layer.requested_framework
     return labels
 
 
-def plan_chain(courses: Iterable, images_dir: Path, cuda_base: bool, namespace: str = IMAGE_NAMESPACE) -> BuildPlan:
+def plan_chain(courses: Iterable, images_dir: Path, cuda_base: bool, namespace: str = IMAGE_NAMESPACE,
+               courses_dir: Path | None = None, require_env: bool = True) -> BuildPlan:
     """The layers that build the given courses, parents first, each layer once.
 
     `courses` are catalog Course objects (id, title, framework, templates). A course whose
     framework is None gets no image. A framework marked requires-cuda is replaced by the
-    CPU fallback framework when the base has no CUDA (`cuda_base` false).
+    CPU fallback framework when the base has no CUDA (`cuda_base` false). A course layer's
+    directory is courses_dir/<id>/environment (courses_dir default: courses/ next to
+    images_dir); `require_env` false lets its files come from elsewhere (a courseware repo).
     """
     images_dir = Path(images_dir)
+    courses_dir = Path(courses_dir) if courses_dir else images_dir.parent / "courses"
     plan = BuildPlan()
     base = Layer("base", "base", images_dir / "base", namespace=namespace)
     _require_dockerfile(base.directory, "the base layer")
@@ -177,8 +194,12 @@ def plan_chain(courses: Iterable, images_dir: Path, cuda_base: bool, namespace: 
                 "framework", framework, directory, parent=base.repository, framework=framework,
                 requires_cuda=_requires_cuda(images_dir, framework), namespace=namespace,
             )
-        course_dir = images_dir / "courses" / course.id
-        _require_dockerfile(course_dir, f"the course layer of {course.id}")
+        course_dir = environment_dir(courses_dir, course.id)
+        if require_env and not course_dir.is_dir():
+            raise ImagesError(
+                f"the course layer of {course.id}: {course_dir} does not exist; create it with a requirements.txt "
+                "(and optionally apt.txt and postBuild)"
+            )
         course_layers.append(Layer(
             "course", course.id, course_dir, parent=frameworks[framework].repository, framework=framework,
             requested_framework=requested, course_title=course.title,
@@ -200,6 +221,11 @@ def select_courses(catalog_courses: dict, wanted: list[str] | None) -> list:
             f"no such course: {', '.join(unknown)}. Courses in the catalog: {', '.join(catalog_courses) or 'none'}"
         )
     return [catalog_courses[c] for c in dict.fromkeys(wanted)]
+
+
+def environment_dir(courses_dir: Path, course_id: str) -> Path:
+    """Where a file-based course declares its environment: courses/<id>/environment/."""
+    return Path(courses_dir) / course_id / "environment"
 
 
 def _requires_cuda(images_dir: Path, framework: str) -> bool:
@@ -282,7 +308,7 @@ def git_provenance(directory: Path) -> Provenance:
 
 
 def describe_plan(plan: BuildPlan, os_base: str) -> list[str]:
-    """One line per layer: `goldenhub/course-x  FROM goldenhub/framework-y  (images/courses/x)`."""
+    """One line per layer: `goldenhub/course-x  FROM goldenhub/framework-y  (courses/x/environment)`."""
     lines = []
     for layer in plan.layers:
         parent = layer.parent or os_base

@@ -108,6 +108,7 @@ class AdminPage(AdminHandler):
         self.render_page("admin.html", courses=courses, rows=rows, catalog=catalog, audit=audit, marks=marks,
                          backups=backups, manageable=manageable,
                          usage_courses={c for c in courses if rules.may_for_course(Action.ENROL, c)},
+                         publish_courses={c for c in courses if rules.may_for_course(Action.PUBLISH, c)},
                          message=self.get_argument("message", ""),
                          can={"reset": bool(courses),
                               "backups": rules.manages_students(),

@@ -28,6 +28,7 @@ from hub_ext.service import notices_api
 from hub_ext.service import grants_api
 from hub_ext.service import usage_pages
 from hub_ext.service import metrics_api
+from hub_ext.service import publish_api, publish_pages
 from hub_ext.service import template_pages, templating
 from hub_ext.service import branding_pages, course_pages, enrolment_api
 from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
@@ -116,6 +117,7 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         *course_pages.handlers(prefix),
         *usage_pages.handlers(prefix),
         *metrics_api.handlers(prefix),
+        *publish_api.handlers(prefix), *publish_pages.handlers(prefix),
         (prefix + r"api/.*", NotFoundAPIHandler),
         (prefix + r".*", pages.NotFoundPage),  # any other path: the error page, framed like the rest
     ]

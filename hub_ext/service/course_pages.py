@@ -40,6 +40,7 @@ class CoursePageBase(PageHandler):
             max_mb=MAX_BYTES // 2**20, max_rows=MAX_ROWS,
             can={"enrol": self.rules.may_for_course(Action.ENROL, course_id),
                  "close": self.rules.may_for_course(Action.CLOSE_TERM, course_id),
+                 "publish": self.rules.may_for_course(Action.PUBLISH, course_id),
                  "password": auth_mode() == "local" and self.rules.may_now(Action.ACCOUNTS)})
 
 
