@@ -172,7 +172,8 @@ def test_rollback_moves_the_pin_and_is_audited_refusals_say_why(pub_hub, two_ver
     assert r.status_code == 409 and r.json()["message"] == f"{A} already uses version 1; nothing changed"
     with pub_hub.db() as s:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "rollback", AuditEntry.course == A)).all()
-    assert [(e.actor, e.detail) for e in rows] == [("insa", "version 1")]
+    detail = f"rolled back to version 1 ({images['pin']['reference']})"  # read in the reader's language
+    assert [(e.actor, e.detail_text) for e in rows] == [("insa", detail)]
 
 
 @pytest.mark.integration

@@ -146,6 +146,9 @@ def run(api, network, courseware, template=None, run_id=1, **kwargs):
 def test_passing_courseware_runs_and_leaves_nothing(api, network, tmp_path):
     data = tmp_path / "data"
     write(data, {"value.txt": "42"})
+    # readable by the student's uid whatever umask an earlier test of this process left behind
+    data.chmod(0o755)
+    (data / "value.txt").chmod(0o644)
     course = write(tmp_path / "cw", {
         "lessons/notes.txt": "hello",
         "lessons/one.ipynb": notebook(
