@@ -27,7 +27,7 @@ from hub_ext.usage import culling_config
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
 SETTINGS_FILE = "goldenhub.yaml"  # in the state directory: the admin's choices (login method, LMS)
 SERVICE_PASSED_ON = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS",
-                     "PIP_CERT")
+                     "PIP_CERT", "GOLDENHUB_SESSIONS_EVERY", "GOLDENHUB_SESSIONS_RATE", "GOLDENHUB_SESSIONS_NOW_FILE")
 
 # How people log in (GOLDENHUB_AUTH, else `auth:` in state/goldenhub.yaml, else local):
 # local: accounts from rosters, each sets a password at first login (hub_ext.accounts.local);

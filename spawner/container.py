@@ -9,6 +9,7 @@ from docker.types import DeviceRequest, Mount
 
 from hub_ext import contract
 from hub_ext.catalog.model import HOME, Template
+from hub_ext.courseware.rules import MIRROR_MOUNT, MIRROR_SOURCE
 
 # Runs in the student's container before the Jupyter server. Courseware is pulled with
 # nbgitpuller's rules: the student's edits win, clashing files of theirs are renamed,
@@ -25,10 +26,32 @@ fi
 note="$HOME/COURSEWARE-NOT-UPDATED.txt"
 if [ -n "${GOLDENHUB_COURSEWARE_REPO:-}" ]; then
   cd "$HOME" || exit 1
-  if timeout "${GOLDENHUB_SYNC_TIMEOUT:-90}" gitpuller "$GOLDENHUB_COURSEWARE_REPO" \
+  # The hub's read-only mirror when it has one, else the remote; an earlier start's checkout
+  # follows this start's source. The mirror belongs to the hub's user: git trusts exactly that
+  # directory, through a global config that includes the student's own (git hands neither
+  # -c nor GIT_CONFIG_COUNT to a local clone's upload-pack).
+  src="${GOLDENHUB_COURSEWARE_SOURCE:-$GOLDENHUB_COURSEWARE_REPO}"
+  if [ -d "$GOLDENHUB_COURSEWARE_TARGET/.git" ]; then
+    git -C "$GOLDENHUB_COURSEWARE_TARGET" remote set-url origin "$src" >/dev/null 2>&1
+  fi
+  gitconfig=/tmp/goldenhub-gitconfig
+  printf '[include]\n\tpath = ~/.gitconfig\n\tpath = ~/.config/git/config\n' > "$gitconfig"
+  if [ -n "${GOLDENHUB_COURSEWARE_SOURCE:-}" ]; then
+    printf '[safe]\n\tdirectory = %s\n' "${GOLDENHUB_COURSEWARE_SOURCE#file://}" >> "$gitconfig"
+  fi
+  if GIT_CONFIG_GLOBAL="$gitconfig" timeout "${GOLDENHUB_SYNC_TIMEOUT:-90}" gitpuller "$src" \
       "$GOLDENHUB_COURSEWARE_BRANCH" "$GOLDENHUB_COURSEWARE_TARGET" >/tmp/goldenhub-sync.log 2>&1; then
-    rm -f "$note"
-    echo "goldenhub: courseware synced into ~/$GOLDENHUB_COURSEWARE_TARGET"
+    if [ -n "${GOLDENHUB_COURSEWARE_STALE:-}" ]; then
+      printf '%s\n' \
+        "The course materials could not be updated when your server started" \
+        "(from $GOLDENHUB_COURSEWARE_REPO, branch $GOLDENHUB_COURSEWARE_BRANCH): $GOLDENHUB_COURSEWARE_STALE." \
+        "Your files in ~/$GOLDENHUB_COURSEWARE_TARGET are untouched. Restart your server later" \
+        "to get the latest materials. This note disappears after the next successful update." > "$note"
+      echo "goldenhub: warning: $GOLDENHUB_COURSEWARE_STALE"
+    else
+      rm -f "$note"
+      echo "goldenhub: courseware synced into ~/$GOLDENHUB_COURSEWARE_TARGET"
+    fi
   else
     printf '%s\n' \
       "The course materials could not be updated when your server started" \
@@ -59,6 +82,8 @@ class ServerContext:
     gpu_ids: tuple[str, ...] = ()  # devices allocated to this server
     pids_limit: int = 1024
     sync_timeout: int = 90
+    courseware_mirror: str = ""  # the hub's mirror of the course repo (host path), mounted read-only
+    courseware_stale: str = ""  # the warning when that mirror could not be refreshed
     extra_labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -78,14 +103,21 @@ def make_environment(template: Template, ctx: ServerContext) -> dict[str, str]:
             GOLDENHUB_COURSEWARE_TARGET=template.courseware.target,
             GOLDENHUB_SYNC_TIMEOUT=str(ctx.sync_timeout),
         )
+        if ctx.courseware_mirror:
+            env["GOLDENHUB_COURSEWARE_SOURCE"] = MIRROR_SOURCE
+        if ctx.courseware_mirror and ctx.courseware_stale:
+            env["GOLDENHUB_COURSEWARE_STALE"] = ctx.courseware_stale
     return env
 
 
-def make_mounts(template: Template, home_volume: str) -> list[Mount]:
-    """The student's home volume, then each dataset read-only. Nothing else from the host."""
+def make_mounts(template: Template, home_volume: str, courseware_mirror: str = "") -> list[Mount]:
+    """The student's home volume, then each dataset read-only, then the course repo's mirror
+    read-only (that one directory). Nothing else from the host."""
     mounts = [Mount(target=HOME, source=home_volume, type="volume")]
     for d in template.datasets:
         mounts.append(Mount(target=d.target, source=d.source, type="bind", read_only=True))
+    if courseware_mirror and template.courseware:
+        mounts.append(Mount(target=MIRROR_MOUNT, source=courseware_mirror, type="bind", read_only=True))
     return mounts
 
 
@@ -106,7 +138,7 @@ def make_host_config(template: Template, ctx: ServerContext) -> dict:
     """Keyword arguments for docker's create_host_config."""
     cpu_period = 100_000
     host_config = dict(
-        mounts=make_mounts(template, ctx.home_volume),
+        mounts=make_mounts(template, ctx.home_volume, ctx.courseware_mirror),
         network_mode=ctx.network,
         mem_limit=template.memory,
         memswap_limit=template.memory,  # no swap beyond the memory limit

@@ -20,6 +20,7 @@ from hub_ext.branding import container as branding_container
 from hub_ext.catalog import rules
 from hub_ext.catalog.model import Catalog, CatalogError, Template
 from hub_ext.catalog.store import load_full_catalog
+from hub_ext.courseware.mirror import MirrorSettings, mirror_for_start
 from hub_ext.homes.markers import reset_by_owner, reset_in_progress
 from hub_ext.images import status as image_status
 from hub_ext.homes.stop_notes import take_note
@@ -78,6 +79,15 @@ class GoldenSpawner(DockerSpawner):
     pids_limit = Int(1024, config=True, help="Most processes a student container may run (default 1024).")
     courseware_sync_timeout = Int(
         90, config=True, help="Seconds the courseware pull may take before the server starts without it (default 90)."
+    )
+    courseware_mirror_interval = Float(
+        60, config=True,
+        help="Seconds between fetches of the hub's mirror of a course repository, which students' starts "
+        "merge from (default 60: a burst of starts costs one fetch; 0: fetch at every start; negative: no "
+        "mirror, every container pulls from the remote).",
+    )
+    courseware_mirror_max_bytes = Int(
+        2 * 2**30, config=True, help="Largest a course repository's mirror may grow, in bytes (default 2 GiB).",
     )
     gpu_inventory = List(
         None, allow_none=True, config=True,
@@ -513,6 +523,7 @@ class GoldenSpawner(DockerSpawner):
                                 "has been told. Try again later.", name=name) if name else
                               _("A dataset of this course is not available on this server right now; an "
                                 "administrator has been told. Try again later.")) from None
+        mirror, stale = await self._courseware_mirror(template)
         ctx = container.ServerContext(
             user=self.user.name,
             server=self.name,
@@ -526,6 +537,8 @@ class GoldenSpawner(DockerSpawner):
             gpu_ids=tuple(self.gpu_ids),
             pids_limit=self.pids_limit,
             sync_timeout=self.courseware_sync_timeout,
+            courseware_mirror=mirror,
+            courseware_stale=stale,
         )
         args = container.make_create_args(template, ctx)
         if not self.gpu_device_requests:
@@ -536,6 +549,15 @@ class GoldenSpawner(DockerSpawner):
         except Exception as e:
             self.log.error("Docker could not create the container of %s: %s", self._log_name, e)
             raise StartFailed(_explain_docker_error(e, template), "docker") from None
+
+    async def _courseware_mirror(self, template: Template) -> tuple[str, str]:
+        """The course repo's mirror to mount and its staleness warning (hub_ext.courseware)."""
+        if not template.courseware or self.courseware_mirror_interval < 0:
+            return "", ""
+        settings = MirrorSettings(paths.state_dir() / "courseware", self.courseware_mirror_interval,
+                                  self.courseware_sync_timeout, self.courseware_mirror_max_bytes,
+                                  self.host_gateway, tuple(self.courseware_schemes))
+        return await asyncio.to_thread(mirror_for_start, template.courseware.repo, settings)
 
     def get_env(self):
         env = super().get_env()

@@ -118,6 +118,8 @@ def hub(tmp_path_factory, courses_dir):
     extra = (
         # Two declared GPUs: this host has no driver, so GPU starts get as far as Docker.
         "c.GoldenSpawner.gpu_inventory = ['GPU-test-0', 'GPU-test-1']\n"
+        # Tests push courseware and restart at once: the mirror is fetched at every start.
+        "c.GoldenSpawner.courseware_mirror_interval = 0\n"
         # The instructor of course sec may reset only members of its group.
         "c.JupyterHub.load_roles.append({'name': 'sec-instructor', 'users': ['sec-teacher'],"
         " 'scopes': ['custom:goldenhub:reset!group=sec-students']})\n"

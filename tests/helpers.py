@@ -675,3 +675,26 @@ def remove_course_images(course: str) -> None:
             if tag.split("@")[0].rsplit(":", 1)[0].endswith(f"/course-{course}"):
                 with contextlib.suppress(docker.errors.APIError):
                     client.images.remove(tag, force=True)
+
+
+class CountingGitRemote(GitRemote):
+    """A GitRemote whose daemon logs every request, so a test counts the fetches it served."""
+
+    def start(self) -> None:
+        self.log_path = self.root / "daemon.log"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--verbose",
+                 f"--base-path={self.root}", f"--listen={self.listen}", f"--port={self.port}", str(self.root)],
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
+        from hub_ext.samples import port_open
+
+        wait_for(lambda: port_open(self.listen, self.port), 20, "git daemon listening")
+
+    def url(self, repo: str) -> str:
+        return f"git://{self.listen}:{self.port}/{repo}.git"
+
+    def fetches(self, repo: str) -> int:
+        """Clones and fetches served so far of `repo` (the daemon's upload-pack requests)."""
+        return self.log_path.read_text(errors="replace").count(f"Request upload-pack for '/{repo}.git'")

@@ -44,7 +44,9 @@ def test_dataset_is_mounted_read_only(hub):
         assert code != 0 and "Read-only file system" in out
         mounts = {m["Destination"]: m for m in hub.container(user).attrs["Mounts"]}
         assert mounts["/home/jovyan/datasets/numbers"]["RW"] is False
-        assert set(mounts) == {"/home/jovyan", "/home/jovyan/datasets/numbers"}
+        # ... and the hub's mirror of the course repo, read-only too (hub_ext.courseware).
+        assert set(mounts) == {"/home/jovyan", "/home/jovyan/datasets/numbers", "/srv/goldenhub-courseware.git"}
+        assert mounts["/srv/goldenhub-courseware.git"]["RW"] is False
     finally:
         hub.stop(user)
 

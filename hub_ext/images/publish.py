@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from hub_ext import paths
+from hub_ext.courseware.mirror import refresh_mirror
 from hub_ext.i18n import N_, _
 from hub_ext.i18n.deferred import deferred
 from hub_ext.images import push as pushing
@@ -230,6 +231,7 @@ class _Pipeline:
                 checkout, commit = course_env.checkout_courseware(courseware.repo, at, self.work / "courseware",
                                                                   self.gateway)
                 self.log(_("Commit %(commit)s", commit=commit))
+                refresh_mirror(courseware.repo, self.settings.state_dir, self.gateway)  # students' next starts
             if not self.ref and env_dir.is_dir():
                 self.log(_("Environment: %(directory)s", directory=env_dir))
                 env = course_env.local_env(env_dir)

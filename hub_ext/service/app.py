@@ -29,12 +29,14 @@ from hub_ext.service import grants_api
 from hub_ext.service import usage_pages
 from hub_ext.service import metrics_api
 from hub_ext.service import publish_api, publish_pages
+from hub_ext.service import sessions_api, sessions_pages
 from hub_ext.service import template_pages, templating
 from hub_ext.service import branding_pages, course_pages, enrolment_api
 from hub_ext.service.base import APIHandler, NotFoundAPIHandler, log_request, samesite_cookie_options
 from hub_ext.service.db import AuditEntry, SchemaError, open_database
 from hub_ext.usage import keeper_loop
 from hub_ext.usage import ledger_loop
+from hub_ext.sessions import loop as sessions_loop
 
 log = logging.getLogger("goldenhub.service")
 OPENAPI = Path(__file__).with_name("openapi.json")
@@ -118,6 +120,7 @@ def create_application(ctx: ServiceContext, prefix: str, cookie_secret: bytes) -
         *usage_pages.handlers(prefix),
         *metrics_api.handlers(prefix),
         *publish_api.handlers(prefix), *publish_pages.handlers(prefix),
+        *sessions_api.handlers(prefix), *sessions_pages.handlers(prefix),
         (prefix + r"api/.*", NotFoundAPIHandler),
         (prefix + r".*", pages.NotFoundPage),  # any other path: the error page, framed like the rest
     ]
@@ -176,6 +179,7 @@ def main() -> None:
     ioloop.PeriodicCallback(watch_hub, 1000).start()
     keeper_loop.start(ctx, s)  # GPU-busy servers kept, cull warnings, culls recorded
     ledger_loop.start(ctx, s)  # GPU time recorded; quotas warned and enforced
+    sessions_loop.start(ctx, s.state_dir)  # class sessions: servers pre-started, unopened ones stopped
     loop.asyncio_loop.add_signal_handler(signal.SIGTERM, loop.stop)  # type: ignore[attr-defined]
     try:
         loop.start()

@@ -300,3 +300,38 @@ class PublishLock(Base):
     run_id: Mapped[int] = mapped_column(Integer)
     holder: Mapped[str] = mapped_column(String(255))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClassSession(Base):
+    """A scheduled class of a course (hub_ext.sessions): its students' servers of `template`
+    are started `lead_minutes` before `starts_at`; cancelled ones keep their row."""
+
+    __tablename__ = "class_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course: Mapped[str] = mapped_column(String(40), index=True)
+    template: Mapped[str] = mapped_column(String(40))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    minutes: Mapped[int] = mapped_column(Integer)
+    lead_minutes: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_by: Mapped[str] = mapped_column(String(255), default="")
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ClassSessionStudent(Base):
+    """What a session did for one student: state pre-started | opened | stopped-unopened |
+    failed (hub_ext.sessions.planner); server_started: the hub's start time of the server it
+    started, so a later server of the student's own is never taken for it; ready_seen: when the
+    loop first saw that server ready (activity after it means someone opened it)."""
+
+    __tablename__ = "class_session_students"
+    __table_args__ = (UniqueConstraint("session_id", "username"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(Integer, ForeignKey("class_sessions.id"), index=True)
+    username: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(20))
+    server_started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ready_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
