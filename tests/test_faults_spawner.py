@@ -45,6 +45,9 @@ c.GoldenSpawner.gpu_device_requests = False
 c.GoldenSpawner.concurrent_starts = 2
 c.GoldenSpawner.courseware_sync_timeout = 600
 c.GoldenSpawner.poll_interval = 2
+# The slow starts here wait inside their containers on a git remote that hangs; the hub's
+# courseware mirror would make them wait in the hub instead (tests/test_mirror.py covers it).
+c.GoldenSpawner.courseware_mirror_interval = -1
 """
 
 COURSE = """\

@@ -56,7 +56,7 @@ def mirror_hub(tmp_path_factory, sample_services, remote, gateway):
         """))
     # An hour between fetches: within this module only a publish (its hook) refreshes the mirror.
     extra = "c.GoldenSpawner.courseware_mirror_interval = 3600\n"
-    with hub_running(tmp / "state", courses, HUB_PORT, f"{PREFIX}m", extra_config=extra) as hub:
+    with hub_running(tmp / "state", courses, HUB_PORT + 170, f"{PREFIX}mi", extra_config=extra) as hub:
         hub.state = tmp / "state"
         yield hub
 

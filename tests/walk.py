@@ -76,7 +76,7 @@ HUB_ADMIN_UNTRANSLATED = frozenset({
     "Start All", "Stop All", "Shutdown Hub", "Only Active Servers", "Add Users", "Manage Groups", "Last Activity",
     "Server Start Time", "Start ServerSpawn PageEdit User", "Stop ServerAccess ServerEdit User",
     "Stop ServerAccess ServerSpawn PageEdit User", "PreviousNextItems per page", "Search Users", "a few seconds ago",
-    "a minute ago", "an hour ago",
+    "a minute ago", "an hour ago", "minutes ago", "hours ago", "days ago",  # its "12 minutes ago" (moment.js)
 })
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]|%[sd]|\{[a-z_]*\}")
 
