@@ -80,6 +80,10 @@ class Settings:
     # rollback whatever their age (GOLDENHUB_PUBLISH_KEEP / `publish_keep:`).
     registry: str = ""
     publish_keep: int = 5
+    # Seconds between fetches of a course repository's mirror, which students' starts merge
+    # from (GOLDENHUB_COURSEWARE_MIRROR_INTERVAL / `courseware_mirror_interval:`): 60 makes a
+    # burst cost one fetch; 0 fetches at every start; negative turns the mirror off.
+    courseware_mirror_interval: float = 60.0
     # Passed on to the service from the hub's environment (Docker's address, the helper
     # image, the image and dataset rules), as from_env found them.
     service_env: dict[str, str] = field(default_factory=dict)
@@ -141,7 +145,23 @@ class Settings:
                              "give a whole number of versions, at least 1") from None
         if s.publish_keep < 1:
             raise ValueError(f"publish_keep is {s.publish_keep}; keep at least 1 published version per course")
+        s.courseware_mirror_interval = read_mirror_interval(env, file, s)
         return s
+
+
+def read_mirror_interval(env, file: dict, s: Settings) -> float:
+    raw = env.get("GOLDENHUB_COURSEWARE_MIRROR_INTERVAL")
+    if raw is None or raw == "":
+        raw = file.get("courseware_mirror_interval", s.courseware_mirror_interval)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")) or value > 86400:
+        raise ValueError(f"courseware_mirror_interval is {raw!r} (GOLDENHUB_COURSEWARE_MIRROR_INTERVAL or "
+                         f"{s.state_dir / SETTINGS_FILE}); give seconds between fetches, 0..86400 "
+                         "(0: fetch at every start), or -1 to turn the mirror off")
+    return value
 
 
 def check_tls(s: Settings) -> None:
@@ -281,6 +301,7 @@ def update_spawner(c, s: Settings) -> None:
     c.GoldenSpawner.host_gateway = gateway
     c.GoldenSpawner.remove = True  # containers are disposable; homes live in volumes
     c.GoldenSpawner.http_timeout = 180  # courseware sync runs before the server answers
+    c.GoldenSpawner.courseware_mirror_interval = s.courseware_mirror_interval
     # Admission is GoldenSpawner's queue (concurrent_starts); the hub's own limit only
     # guards against runaway load, far above a class.
     c.JupyterHub.concurrent_spawn_limit = 1000

@@ -16,6 +16,9 @@ from hub_ext.courseware.rules import MIRROR_MOUNT, MIRROR_SOURCE
 # nothing of theirs is deleted. A remote that is down must not keep the student out:
 # the sync is bounded by a timeout, and on failure the server starts with a warning.
 STARTUP_SCRIPT = r"""
+# "goldenhub-phase NAME EPOCH" lines (stdout, never shown to students) mark where a start's
+# time goes; benchmarks/spawn.py reads them from the container log.
+echo "goldenhub-phase script $(date +%s.%N)"
 # A full home must not keep the student out of it: Jupyter's runtime files go to /tmp, and
 # the student is told to make room (their files are all still there).
 free_kib=$(df -Pk "$HOME" 2>/dev/null | awk 'NR == 2 {print $4}')
@@ -25,6 +28,7 @@ if [ -n "$free_kib" ] && [ "$free_kib" -lt "${GOLDENHUB_MIN_FREE_KIB:-8192}" ]; 
 fi
 note="$HOME/COURSEWARE-NOT-UPDATED.txt"
 if [ -n "${GOLDENHUB_COURSEWARE_REPO:-}" ]; then
+  echo "goldenhub-phase courseware $(date +%s.%N)"
   cd "$HOME" || exit 1
   # The hub's read-only mirror when it has one, else the remote; an earlier start's checkout
   # follows this start's source. The mirror belongs to the hub's user: git trusts exactly that
@@ -62,6 +66,7 @@ if [ -n "${GOLDENHUB_COURSEWARE_REPO:-}" ]; then
     tail -n 20 /tmp/goldenhub-sync.log >&2
   fi
 fi
+echo "goldenhub-phase server $(date +%s.%N)"
 exec "$@"
 """
 

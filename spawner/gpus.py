@@ -237,3 +237,26 @@ def rebuild_from_containers(allocator: GPUAllocator, listing: list[dict], expect
                 log.error("GPUs %s of running container %s are unknown or held twice", clash, c.name)
             kept.append(c)
     return kept, orphans
+
+
+# A container in one of these states holds its GPUs.
+LIVE_STATES = frozenset({"created", "running", "restarting", "paused"})
+
+
+def free_published_gpus(client, state_dir) -> tuple[str, ...]:
+    """For processes beside the hub (the service: publish smoke tests, scheduled sessions):
+    the GPU inventory the hub published (start_events.read_inventory) minus the GPUs live
+    containers hold (their LABEL_GPUS); () when the hub published none or none is free.
+    `client` is a docker.APIClient. A start between this look and its use may take the same
+    GPU: callers treat the answer as advice, never as an allocation."""
+    from pathlib import Path
+
+    from spawner.start_events import read_inventory
+
+    inventory = read_inventory(Path(state_dir)) or []
+    held: set[str] = set()
+    for c in client.containers(all=True, filters={"label": contract.LABEL_GPUS}):
+        if c.get("State") in LIVE_STATES:
+            held.update(g for g in (c.get("Labels") or {}).get(contract.LABEL_GPUS, "").split(",") if g)
+    return tuple(g for g in inventory if g not in held)
+

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import textwrap
 import urllib.request
+import uuid
 from pathlib import Path
 
 import docker
@@ -17,7 +18,8 @@ from hub_ext import contract
 from hub_ext import samples
 from spawner.network import ensure_network
 from tests.helpers import (CHROMIUM, CHROMIUM_ARGS, HUB_PORT, PREFIX, RESET_COURSE, RESET_USER, GitRemote,
-                           copy_courses, free_port, hub_running, remove_docker_objects, wait_for)
+                           copy_courses, free_port, hub_running, postgres_database, remove_docker_objects,
+                           wait_for)
 
 TEST_GIT_PORT = HUB_PORT + 1418
 
@@ -200,3 +202,17 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request, tmp_path):
+    """The service database's URL on each engine it supports: a fresh SQLite file, or a fresh
+    database on the test PostgreSQL, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'goldenhub.sqlite'}"
+        return
+    database_url, drop = postgres_database(f"goldenhub_test_{uuid.uuid4().hex[:12]}")
+    try:
+        yield database_url
+    finally:
+        drop()

@@ -9,7 +9,6 @@ its own, so test runs in parallel do not meet. Without that cluster they fail, n
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -18,19 +17,12 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError
 
 from hub_ext.service import db
-from tests.helpers import PG_PASSWORD_FILE, goldenhub, postgres_database
+from tests.helpers import PG_PASSWORD_FILE, goldenhub
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'goldenhub.sqlite'}"
-        return
-    database_url, drop = postgres_database(f"goldenhub_test_{uuid.uuid4().hex[:12]}")
-    try:
-        yield database_url
-    finally:
-        drop()
+@pytest.fixture
+def url(any_db_url):
+    return any_db_url
 
 
 def revision(url: str) -> str | None:

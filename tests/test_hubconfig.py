@@ -202,3 +202,23 @@ def test_the_hub_refuses_to_start_with_goldenspawner_volumes(tmp_path):
 
 def test_settings_never_show_the_passwords(settings):
     assert SECRETS["admin_password"] not in repr(settings)
+
+
+def test_the_mirror_interval_comes_from_the_settings_file_and_reaches_the_spawner(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOLDENHUB_STATE_DIR", str(tmp_path))
+    (tmp_path / "goldenhub.yaml").write_text("courseware_mirror_interval: 300\n")
+    s = Settings.from_env({"GOLDENHUB_STATE_DIR": str(tmp_path)})
+    assert s.courseware_mirror_interval == 300
+    s.gateway, s.secrets = "172.31.0.1", dict(SECRETS)
+    c = Config()
+    update_spawner(c, s)
+    assert c.GoldenSpawner.courseware_mirror_interval == 300
+    off = Settings.from_env({"GOLDENHUB_STATE_DIR": str(tmp_path), "GOLDENHUB_COURSEWARE_MIRROR_INTERVAL": "-1"})
+    assert off.courseware_mirror_interval == -1
+
+
+@pytest.mark.parametrize("bad", ["soon", "nan", "inf", "100000"])
+def test_a_bad_mirror_interval_is_refused_naming_what_is_allowed(tmp_path, monkeypatch, bad):
+    monkeypatch.setenv("GOLDENHUB_STATE_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match=r"courseware_mirror_interval is .*0\.\.86400.*-1 to turn the mirror off"):
+        Settings.from_env({"GOLDENHUB_STATE_DIR": str(tmp_path), "GOLDENHUB_COURSEWARE_MIRROR_INTERVAL": bad})

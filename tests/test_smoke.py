@@ -289,14 +289,15 @@ def test_stale_smoke_objects_of_a_dead_owner_are_removed(api):
 
 @pytest.mark.integration
 def test_free_gpus_are_the_inventory_minus_live_holders(api, tmp_path):
+    from spawner.gpus import free_published_gpus
     from spawner.start_events import publish_inventory
 
-    assert smoke.free_gpus_for_smoke(api, tmp_path) == ()  # no inventory published
+    assert free_published_gpus(api, tmp_path) == ()  # no inventory published
     publish_inventory(tmp_path, ["0", "1", "2"])
     holder = api.create_container(IMAGE, ["true"], name=f"{PREFIX}-smoke-holder",
                                   labels={contract.LABEL_GPUS: "1", contract.LABEL_USER: "someone"})["Id"]
     try:
-        free = smoke.free_gpus_for_smoke(api, tmp_path)
+        free = free_published_gpus(api, tmp_path)
         assert "1" not in free and set(free) <= {"0", "2"}
     finally:
         api.remove_container(holder, force=True)

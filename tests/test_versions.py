@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,25 +15,19 @@ import pytest
 from hub_ext.catalog.store import load_full_catalog
 from hub_ext.images import versions
 from hub_ext.service import db
-from tests.helpers import copy_courses, postgres_database
+from tests.helpers import copy_courses
 
 REF = "127.0.0.1:5000/goldenhub/course-intro-python@sha256:" + "a" * 64
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'goldenhub.sqlite'}"
-        return
-    database_url, drop = postgres_database(f"goldenhub_test_{uuid.uuid4().hex[:12]}")
-    try:
-        yield database_url
-    finally:
+@pytest.fixture
+def url(any_db_url):
+    yield any_db_url
+    if any_db_url.startswith("postgresql"):  # close pooled connections before the database is dropped
         from hub_ext.catalog import store
-        for engine in (store._engines.pop(database_url, None), _made.pop(database_url, None)):
+        for engine in (store._engines.pop(any_db_url, None), _made.pop(any_db_url, None)):
             if engine is not None:
                 engine.dispose()
-        drop()
 
 
 _made: dict = {}

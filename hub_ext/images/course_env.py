@@ -223,16 +223,18 @@ def make_dockerfile(env: EnvFiles) -> str:
             "    && rm -rf /var/lib/apt/lists/*",
         ]
     lines.append("USER 1000")
+    # 2>&1: Docker delivers a step's stderr on its own stream, possibly after the status line
+    # echoed below; one stream keeps the failing lines before it, where explain_failure looks.
     if env.requirements.strip():
         lines += [
             f"COPY --chown=1000:100 {REQUIREMENTS} {ENV_DIR_IN_IMAGE}/{REQUIREMENTS}",
-            f"RUN pip install --no-cache-dir -r {ENV_DIR_IN_IMAGE}/{REQUIREMENTS} "
+            f"RUN pip install --no-cache-dir -r {ENV_DIR_IN_IMAGE}/{REQUIREMENTS} 2>&1 "
             f"|| {{ status=$?; echo \"{PIP_FAILED} $status\"; exit $status; }}",
         ]
     if env.post_build is not None:
         lines += [
             f"COPY --chown=1000:100 {POST_BUILD} {ENV_DIR_IN_IMAGE}/{POST_BUILD}",
-            f"RUN chmod 0755 {ENV_DIR_IN_IMAGE}/{POST_BUILD} && {ENV_DIR_IN_IMAGE}/{POST_BUILD} "
+            f"RUN chmod 0755 {ENV_DIR_IN_IMAGE}/{POST_BUILD} && {ENV_DIR_IN_IMAGE}/{POST_BUILD} 2>&1 "
             f"|| {{ status=$?; echo \"{POST_BUILD_FAILED} $status\"; exit $status; }}",
         ]
     return "\n".join(lines) + "\n"

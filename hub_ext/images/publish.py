@@ -34,6 +34,7 @@ from hub_ext.i18n import N_, _
 from hub_ext.i18n.deferred import deferred
 from hub_ext.images import push as pushing
 from hub_ext.images import versions
+from spawner.gpus import free_published_gpus
 
 STEP_TITLES = {  # the header of each step: "Step k/5: <title>"
     "build": N_("build the course image"),
@@ -262,7 +263,7 @@ class _Pipeline:
 
         client = docker.APIClient(timeout=600, **docker.utils.kwargs_from_env())
         for template in templates:
-            gpus = smoke.free_gpus_for_smoke(client, self.settings.state_dir) if template.gpus else ()
+            gpus = free_published_gpus(client, self.settings.state_dir) if template.gpus else ()
             self.log(_("Smoke test of template %(template)s", template=template.id))
             try:
                 smoke.run_smoke(client, template, image, prefix=self.settings.name_prefix,

@@ -65,7 +65,6 @@ LOG_TAIL_LINES = 20
 PORT = 8888
 COURSEWARE_ENV = ("GOLDENHUB_COURSEWARE_REPO", "GOLDENHUB_COURSEWARE_BRANCH", "GOLDENHUB_COURSEWARE_TARGET",
                   "GOLDENHUB_SYNC_TIMEOUT")
-LIVE_STATES = {"created", "running", "restarting", "paused"}  # a container in these holds its GPUs
 
 
 @dataclass
@@ -153,20 +152,6 @@ def cleanup_stale_smoke(client: docker.APIClient, prefix: str, now: datetime | N
             except docker.errors.APIError:  # gone, or still mounted by a container not stale
                 pass
     return removed
-
-
-def free_gpus_for_smoke(client: docker.APIClient, state_dir: Path) -> tuple[str, ...]:
-    """The hub's published GPU inventory minus the GPUs live containers hold (their
-    LABEL_GPUS); () when the hub published none or none is free. A student start between
-    this look and the smoke test may take the same GPU: the smoke test then shares it."""
-    from spawner.start_events import read_inventory
-
-    inventory = read_inventory(Path(state_dir)) or []
-    held = set()
-    for c in client.containers(all=True, filters={"label": contract.LABEL_GPUS}):
-        if c.get("State") in LIVE_STATES:
-            held.update(g for g in (c.get("Labels") or {}).get(contract.LABEL_GPUS, "").split(",") if g)
-    return tuple(g for g in inventory if g not in held)
 
 
 def _courseware_tar(courseware: Path, target: str) -> tempfile.SpooledTemporaryFile:

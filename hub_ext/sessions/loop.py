@@ -79,9 +79,9 @@ class SessionsLoop:
         return rows, records, previous, self.ctx.catalog()
 
     def _free_gpus(self) -> int:
-        from hub_ext.images.smoke import free_gpus_for_smoke
+        from spawner.gpus import free_published_gpus
 
-        return len(free_gpus_for_smoke(self.ctx.docker.api, self.state_dir))
+        return len(free_published_gpus(self.ctx.docker.api, self.state_dir))
 
     async def run_once(self) -> planner.Plan | None:
         if self._in_pass:
