@@ -1,30 +1,36 @@
-"""Time-to-notebook under a burst: goldenhub's GoldenSpawner against stock DockerSpawner.
+"""Time-to-notebook under a burst, measured on what students really start.
 
-Both sides run in the same invocation, each behind its own real jupyterhub started from
-the repo's jupyterhub_config.py, with the same image doing the same work. For each burst
-size N, N fresh users ask for a server at the same moment; each user's time runs from its
-own POST /hub/api/users/<u>/server to the first 200 from JupyterLab's /api/status through
-the proxy. Stock DockerSpawner keeps every timeout at its default: that is the comparison.
+Three sides run in one invocation, each behind its own real jupyterhub started from the
+repo's jupyterhub_config.py, all on the same image:
+  stripped  GoldenSpawner with a bare benchmark template: no courseware, no dataset (the
+            platform's branding goes into every GoldenSpawner start); `golden` is an alias
+  real      GoldenSpawner with the repo's courses/ catalog, starting intro-python's CPU
+            template exactly as the hub serves it: courseware merged from the hub's mirror of
+            the sample git server, the iris dataset read-only, the platform's branding
+  stock     stock DockerSpawner, every timeout at its default
+For each burst size N, N fresh users ask for a server at the same moment; each user's time
+runs from its own POST /hub/api/users/<u>/server to the first 200 from JupyterLab's
+/api/status through the proxy.
 
-    python benchmarks/spawn.py --sizes 1,10,30,100 --spawners golden,stock --json out.json
+    python benchmarks/spawn.py --sizes 1,10,30,100 --spawners stripped,real,stock --json out.json
 
-Measures, per spawner and size: successes, p50/p95/max of the successful times, makespan
-(first request until every user is ready or has failed) and CPU-seconds per start (hub +
-proxy process tree over the burst, plus each container's CPU up to the moment it answered).
+Measures, per side and size: successes, p50/p95/max of the successful times, makespan
+(first request until every user is ready or has failed), CPU-seconds per start (hub process
+tree over the burst, plus each container's cgroup CPU up to the moment it answered), and the
+p50 of each phase of a start (benchmarks/phases.py says where each phase's marks come from).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import sys
 import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -36,49 +42,56 @@ import requests
 if __package__ in (None, ""):  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_ext import contract  # noqa: E402
-from tests.helpers import Hub, remove_docker_objects, start_hub, wait_for  # noqa: E402
+from benchmarks import machine  # noqa: E402
+from benchmarks.measure import (check_image, container_facts, cpuacct_dir, process_tree_cpu,  # noqa: E402
+                                start_event_marks)
+from benchmarks.phases import (branded_marks, make_json, percentile, phases_from_marks, report_text,  # noqa: E402
+                               summarize_phases)
+from hub_ext import contract, samples  # noqa: E402
+from spawner.network import ensure_network  # noqa: E402
+from tests.helpers import Hub, copy_courses, remove_docker_objects, start_hub, wait_for  # noqa: E402
 
 DEFAULT_IMAGE = "goldenhub/course-intro-python:latest"
 TEMPLATE_ID = "bench-cpu"
+REAL_TEMPLATE_ID = "intro-python-cpu"  # courses/intro-python.yaml: courseware, iris, branding
 POLL_INTERVAL = 0.5  # seconds between readiness probes of one user
 HUB_CHECK_INTERVAL = 2.0  # seconds between asking the hub whether a spawn has failed
 STOP_TIMEOUT = 180  # seconds for all servers of a size to be gone
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-CGROUP_CPUACCT = (
-    Path("/sys/fs/cgroup/cpuacct/docker"),
-    Path("/sys/fs/cgroup/cpu,cpuacct/docker"),
-    Path("/sys/fs/cgroup/system.slice"),  # cgroup v2 with the systemd driver: docker-<id>.scope
-)
+SIDE_OFFSETS = {"stripped": 0, "real": 100, "stock": 200}  # each hub uses PORT+offset .. +3
 
 
-# --------------------------------------------------------------------------- the two sides
+# --------------------------------------------------------------------------- the three sides
 
 
 @dataclass
 class Side:
-    """One spawner kind under test: how its hub is configured and its containers named."""
+    """One side under test: how its hub is configured, its catalog made, its containers named."""
 
-    kind: str  # "golden" or "stock"
+    kind: str  # "stripped", "real" or "stock"
     prefix: str
     port: int
     extra_config: str
     spawn_options: dict
+    make_courses: Callable[[Path], Path] | None = None  # the side's catalog (None: none needed)
+
+    @property
+    def golden(self) -> bool:
+        return self.kind != "stock"
 
     def container_name(self, user: str) -> str:
-        if self.kind == "golden":
+        if self.golden:
             return contract.container_name(self.prefix, user)
         return f"{self.prefix}-{user}"  # stock name_template; bench usernames need no escaping
 
 
-def make_golden_side(image: str, prefix: str, port: int) -> Side:
-    """The repo's config as shipped: GoldenSpawner with its own timeouts."""
-    return Side("golden", f"{prefix}gold", port, "", {"template": TEMPLATE_ID})
-
-
-def make_stock_side(image: str, prefix: str, port: int) -> Side:
-    """The same hub config switched to stock DockerSpawner, every timeout left at its default."""
-    name_prefix = f"{prefix}stock"
+def make_side(kind: str, image: str, prefix: str, port: int) -> Side:
+    port += SIDE_OFFSETS[kind]
+    if kind == "stripped":  # the repo's config as shipped, a bare template
+        return Side(kind, f"{prefix}str", port, "", {"template": TEMPLATE_ID},
+                    lambda d: make_bench_course(d, image))
+    if kind == "real":  # the repo's config and catalog as shipped: what a student starts
+        return Side(kind, f"{prefix}real", port, "", {"template": REAL_TEMPLATE_ID}, make_real_courses)
+    name_prefix = f"{prefix}stock"  # the same hub config switched to stock DockerSpawner
     extra = textwrap.dedent(f"""\
         c.JupyterHub.spawner_class = "docker"
         c.DockerSpawner.image = {image!r}
@@ -87,11 +100,11 @@ def make_stock_side(image: str, prefix: str, port: int) -> Side:
         c.DockerSpawner.remove = True
         c.DockerSpawner.name_template = {name_prefix + "-{username}"!r}
         """)
-    return Side("stock", name_prefix, port, extra, {})
+    return Side(kind, name_prefix, port, extra, {}, lambda d: make_bench_course(d, image))
 
 
 def make_bench_course(courses_dir: Path, image: str) -> Path:
-    """The golden side's catalog: one CPU template, no datasets, no courseware."""
+    """The stripped side's catalog: one CPU template, no datasets, no courseware."""
     courses_dir.mkdir(parents=True, exist_ok=True)
     (courses_dir / "bench.yaml").write_text(textwrap.dedent(f"""\
         id: bench
@@ -108,65 +121,18 @@ def make_bench_course(courses_dir: Path, image: str) -> Path:
     return courses_dir
 
 
-# --------------------------------------------------------------------------- CPU accounting
-
-
-def _proc_stat(pid: int) -> list[str] | None:
+def make_real_courses(courses_dir: Path) -> Path:
+    """The repo's courses/ catalog, with the sample git server and datasets it names up
+    (as `goldenhub up` prepares them; nothing is done where they already are)."""
+    samples.ensure_courseware_repos()
+    samples.ensure_datasets()
+    client = docker.from_env()
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()  # fields from #3 (state) on
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _proc_stat(int(entry.name))
-            if fields and int(fields[1]) == pid:  # field #4: ppid
-                kids.append(int(entry.name))
-    return kids
-
-
-def process_tree_cpu(pid: int) -> float:
-    """CPU seconds of a process, its reaped children, and its live descendants (e.g. the proxy)."""
-    total = 0.0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        fields = _proc_stat(p)
-        if fields is None:
-            continue
-        total += sum(int(x) for x in fields[11:15]) / CLK_TCK  # utime, stime, cutime, cstime
-        todo.extend(_children(p))
-    return total
-
-
-def cpuacct_dir() -> Path | None:
-    for path in CGROUP_CPUACCT:
-        if path.is_dir():
-            return path
-    return None
-
-
-def container_cpu(client: docker.DockerClient, name: str, cg_root: Path | None) -> float | None:
-    """CPU seconds a container has used so far (cgroup v1 cpuacct, or v2 cpu.stat)."""
-    if cg_root is None:
-        return None
-    try:
-        cid = client.containers.get(name).id
-    except docker.errors.DockerException:
-        return None
-    for path, parse in (
-        (cg_root / cid / "cpuacct.usage", lambda t: int(t) / 1e9),
-        (cg_root / f"docker-{cid}.scope" / "cpu.stat", lambda t: int(t.split()[1]) / 1e6),
-    ):
-        try:
-            return parse(path.read_text())
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
+        gateway = ensure_network(client, "goldenhub")
+    finally:
+        client.close()
+    samples.ensure_git_daemon(["127.0.0.1", gateway])
+    return copy_courses(courses_dir)
 
 
 # --------------------------------------------------------------------------- one user, one burst
@@ -179,6 +145,9 @@ class Outcome:
     seconds: float | None = None  # request → first 200 from /api/status (successes only)
     container_cpu_s: float | None = None
     message: str = ""
+    image_id: str = ""  # the image the container ran (successes only)
+    marks: dict[str, float] = field(default_factory=dict)  # benchmarks/phases.py
+    phases: dict[str, float | None] = field(default_factory=dict)
 
 
 def _error_message(r: requests.Response) -> str:
@@ -216,6 +185,7 @@ def spawn_and_time(hub: Hub, side: Side, user: str, start: threading.Barrier, de
     try:
         start.wait(timeout=60)
         t0 = time.monotonic()
+        out.marks["t0"] = time.time()
         deadline = t0 + deadline_s
         try:
             r = session.post(f"{hub.api}/users/{user}/server", json=side.spawn_options,
@@ -238,7 +208,10 @@ def spawn_and_time(hub: Hub, side: Side, user: str, start: threading.Barrier, de
                 s = session.get(f"{hub.url}/user/{user}/api/status", allow_redirects=False, timeout=10)
                 if s.status_code == 200 and "started" in s.json():
                     out.ok, out.seconds = True, time.monotonic() - t0
-                    out.container_cpu_s = container_cpu(client, side.container_name(user), cg_root)
+                    out.marks["ready"] = time.time()
+                    facts, out.container_cpu_s, out.image_id = container_facts(
+                        client, side.container_name(user), cg_root)
+                    out.marks.update(facts)
                     return out
             except (requests.RequestException, ValueError):
                 pass
@@ -262,6 +235,8 @@ def spawn_and_time(hub: Hub, side: Side, user: str, start: threading.Barrier, de
 
 @dataclass
 class SizeResult:
+    """One side at one size; asdict() is the JSON contract benchmarks/report.py reads."""
+
     spawner: str
     n: int
     ok: int = 0
@@ -269,21 +244,24 @@ class SizeResult:
     p95: float | None = None
     max: float | None = None
     makespan: float = 0.0
-    hub_cpu_s: float = 0.0
-    containers_cpu_s: float = 0.0
     cpu_s_per_start: float = 0.0
+    phases: dict[str, dict[str, float | None]] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+def add_hub_marks(hub: Hub, side: Side, outcomes: list[Outcome]) -> None:
+    """The hub-side marks of each start: start events and the hub log's branding line."""
+    if not side.golden:
+        return
+    events = start_event_marks(hub.state_dir, [o.user for o in outcomes])
+    try:
+        branded = branded_marks(hub.log_path.read_text(errors="replace"))
+    except OSError:
+        branded = {}
+    for o in outcomes:
+        o.marks.update(events.get(o.user, {}))
+        if side.container_name(o.user) in branded:
+            o.marks["branded"] = branded[side.container_name(o.user)]
 
 
 def run_burst(hub: Hub, side: Side, n: int, deadline_s: float, cg_root: Path | None) -> SizeResult:
@@ -309,16 +287,22 @@ def run_burst(hub: Hub, side: Side, n: int, deadline_s: float, cg_root: Path | N
             raise
     makespan = time.monotonic() - t_start
     hub_cpu = process_tree_cpu(hub.process.pid) - cpu_before
+    add_hub_marks(hub, side, outcomes)
     try:
         stop_all(hub, side, users)
     finally:
         remove_containers(side.prefix)
     times = [o.seconds for o in outcomes if o.ok]
-    cont_cpu = sum(o.container_cpu_s or 0.0 for o in outcomes)
+    for o in outcomes:
+        o.phases = phases_from_marks(o.marks) if o.ok else {}
+    cont_cpu = [o.container_cpu_s for o in outcomes if o.ok and o.container_cpu_s is not None]
+    cont_cpu_total = sum(cont_cpu)
     return SizeResult(
         spawner=side.kind, n=n, ok=len(times), p50=percentile(times, 0.5), p95=percentile(times, 0.95),
-        max=max(times) if times else None, makespan=makespan, hub_cpu_s=hub_cpu,
-        containers_cpu_s=cont_cpu, cpu_s_per_start=(hub_cpu + cont_cpu) / n, outcomes=outcomes,
+        max=max(times) if times else None, makespan=makespan, cpu_s_per_start=(hub_cpu + cont_cpu_total) / n,
+        phases=summarize_phases([o.phases for o in outcomes if o.ok], hub_cpu / n,
+                                cont_cpu_total / len(cont_cpu) if cont_cpu else None),
+        outcomes=outcomes,
     )
 
 
@@ -355,10 +339,11 @@ def remove_containers(prefix: str) -> None:
 
 
 @contextmanager
-def running_hub(side: Side, image: str, workdir: Path, log=print) -> Iterator[Hub]:
+def running_hub(side: Side, workdir: Path, log=print) -> Iterator[Hub]:
     """A real jupyterhub for one side; on exit its servers, process and containers are gone."""
     remove_docker_objects(side.prefix)
-    courses = make_bench_course(workdir / side.kind / "courses", image)
+    courses_dir = workdir / side.kind / "courses"
+    courses = side.make_courses(courses_dir) if side.make_courses else make_bench_course(courses_dir, DEFAULT_IMAGE)
     log(f"[{side.kind}] starting jupyterhub on 127.0.0.1:{side.port} (prefix {side.prefix})")
     hub = start_hub(workdir / side.kind / "state", courses, side.port, side.prefix,
                     secrets.token_hex(16), extra_config=side.extra_config)
@@ -379,13 +364,13 @@ def running_hub(side: Side, image: str, workdir: Path, log=print) -> Iterator[Hu
         remove_docker_objects(side.prefix)
 
 
-def run_benchmark(sides: list[Side], sizes: list[int], image: str, deadline_s: float, workdir: Path,
+def run_benchmark(sides: list[Side], sizes: list[int], deadline_s: float, workdir: Path,
                   cg_root: Path | None, log=print) -> list[SizeResult]:
     """All hubs stay up for the whole run; each size runs on every side back to back, so
-    both sides of a ratio see the machine in the same state."""
+    all sides of a ratio see the machine in the same state."""
     results = []
     with ExitStack() as stack:
-        hubs = [stack.enter_context(running_hub(side, image, workdir, log)) for side in sides]
+        hubs = [stack.enter_context(running_hub(side, workdir, log)) for side in sides]
         for n in sizes:
             for side, hub in zip(sides, hubs):
                 log(f"[{side.kind}] burst of {n} ...")
@@ -401,36 +386,8 @@ def run_benchmark(sides: list[Side], sizes: list[int], image: str, deadline_s: f
 # --------------------------------------------------------------------------- report
 
 
-def _s(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}"
-
-
-def _ratio(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
-
-
-def format_report(results: list[SizeResult]) -> str:
-    lines = []
-    by_size: dict[int, dict[str, SizeResult]] = {}
-    for r in results:
-        by_size.setdefault(r.n, {})[r.spawner] = r
-    header = f"{'spawner':<8} {'N':>4} {'ok/N':>8} {'p50':>7} {'p95':>7} {'max':>7} {'makespan':>9} {'CPU-s/start':>12}"
-    for n in sorted(by_size):
-        lines += ["", f"== burst of {n} (seconds from request to JupyterLab answering) ==", header]
-        for kind in ("golden", "stock"):
-            r = by_size[n].get(kind)
-            if r:
-                lines.append(f"{kind:<8} {n:>4} {f'{r.ok}/{n}':>8} {_s(r.p50):>7} {_s(r.p95):>7} "
-                             f"{_s(r.max):>7} {_s(r.makespan):>9} {r.cpu_s_per_start:>12.2f}")
-        for kind in ("golden", "stock"):
-            r = by_size[n].get(kind)
-            if r:
-                lines.append(f"{kind}: {r.ok}/{n} ok")
-        g, s = by_size[n].get("golden"), by_size[n].get("stock")
-        if g and s:
-            lines.append(f"ratio golden/stock N={n}: p50 {_ratio(g.p50, s.p50)}  p95 {_ratio(g.p95, s.p95)}"
-                         f"  makespan {_ratio(g.makespan, s.makespan)}")
-    return "\n".join(lines)
+def format_report(machine_info: dict, image: str, results: list[SizeResult]) -> str:
+    return report_text(machine_info, image, [asdict(r) for r in results])
 
 
 # --------------------------------------------------------------------------- command line
@@ -439,16 +396,17 @@ def format_report(results: list[SizeResult]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="1,10,30,100", help="burst sizes, comma separated (default 1,10,30,100)")
-    p.add_argument("--image", default=DEFAULT_IMAGE, help=f"image both sides run (default {DEFAULT_IMAGE})")
-    p.add_argument("--spawners", default="golden,stock", help="which sides to run: golden, stock or both")
+    p.add_argument("--image", default=DEFAULT_IMAGE, help=f"image every side runs (default {DEFAULT_IMAGE})")
+    p.add_argument("--spawners", default="stripped,real,stock",
+                   help="sides to run, comma separated: stripped (alias golden), real, stock (default all three)")
     p.add_argument("--json", metavar="OUT", help="also write every number (and each user's outcome) here")
     p.add_argument("--deadline", type=float, default=600, help="seconds each burst may take (default 600)")
     p.add_argument("--port", type=int, default=18100,
-                   help="golden hub on PORT..PORT+2, stock hub on PORT+100..PORT+102 (default 18100)")
+                   help="stripped hub on PORT..PORT+3, real on PORT+100.., stock on PORT+200.. (default 18100)")
     p.add_argument("--workdir", metavar="DIR",
-                   help="keep each hub's state and jupyterhub.log under DIR/<spawner>/ (default: a temp dir)")
+                   help="keep each hub's state and jupyterhub.log under DIR/<side>/ (default: a temp dir)")
     p.add_argument("--prefix", default="b",
-                   help="container names start with PREFIXgold- / PREFIXstock- (default 'b')")
+                   help="container names start with PREFIXstr- / PREFIXreal- / PREFIXstock- (default 'b')")
     args = p.parse_args(argv)
     try:
         args.sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
@@ -456,23 +414,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--sizes must be whole numbers separated by commas, got {args.sizes!r}")
     if not args.sizes or min(args.sizes) < 1:
         p.error("--sizes needs at least one size, each 1 or more")
-    args.spawners = [x.strip() for x in args.spawners.split(",") if x.strip()]
-    unknown = set(args.spawners) - {"golden", "stock"}
-    if unknown or not args.spawners:
-        p.error(f"--spawners takes golden and/or stock, got {', '.join(sorted(unknown)) or 'nothing'}")
+    names = [x.strip() for x in args.spawners.split(",") if x.strip()]
+    unknown = set(names) - {"golden", *SIDE_OFFSETS}
+    if unknown or not names:
+        p.error(f"--spawners takes stripped (or golden), real and/or stock, got "
+                f"{', '.join(sorted(unknown)) or 'nothing'}")
+    args.spawners = list(dict.fromkeys("stripped" if x == "golden" else x for x in names))
     return args
-
-
-def check_image(image: str) -> str | None:
-    client = docker.from_env()
-    try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        return (f"The image {image} is not on this Docker engine. Build it first "
-                "(goldenhub images build) or pass another one with --image.")
-    finally:
-        client.close()
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -484,19 +432,15 @@ def main(argv: list[str] | None = None) -> int:
     cg_root = cpuacct_dir()
     if cg_root is None:
         print("warning: no cgroup cpuacct directory found; container CPU is not counted", file=sys.stderr)
-    sides = [
-        make_golden_side(args.image, args.prefix, args.port) if kind == "golden"
-        else make_stock_side(args.image, args.prefix, args.port + 100)
-        for kind in args.spawners
-    ]
+    sides = [make_side(kind, args.image, args.prefix, args.port) for kind in args.spawners]
+    machine_info = machine.describe()
     with tempfile.TemporaryDirectory(prefix="goldenhub-bench-") as tmp:
         workdir = Path(args.workdir).resolve() if args.workdir else Path(tmp)
-        results = run_benchmark(sides, args.sizes, args.image, args.deadline, workdir, cg_root)
-    report = format_report(results)
-    print(report)
+        results = run_benchmark(sides, args.sizes, args.deadline, workdir, cg_root)
+    print(format_report(machine_info, args.image, results))
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"image": args.image, "sizes": args.sizes, "results": [asdict(r) for r in results]}, indent=2))
+        doc = make_json(machine_info, args.image, args.sizes, [asdict(r) for r in results])
+        Path(args.json).write_text(json.dumps(doc, indent=2))
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from hub_ext import contract, i18n, paths
 from hub_ext.credentials import ensure_secrets, write_private
 from hub_ext.usage import culling_config
+from hub_ext.ssh import config as ssh_config
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
 SETTINGS_FILE = "goldenhub.yaml"  # in the state directory: the admin's choices (login method, LMS)
@@ -84,6 +85,11 @@ class Settings:
     # from (GOLDENHUB_COURSEWARE_MIRROR_INTERVAL / `courseware_mirror_interval:`): 60 makes a
     # burst cost one fetch; 0 fetches at every start; negative turns the mirror off.
     courseware_mirror_interval: float = 60.0
+    # SSH and SFTP into one's own environment (hub_ext.ssh.config): `ssh: {enabled, port}`,
+    # GOLDENHUB_SSH=off, GOLDENHUB_SSH_PORT; what of the environment its service gets.
+    ssh_enabled: bool = True
+    ssh_port: int = 8022
+    ssh_env: dict[str, str] = field(default_factory=dict)
     # Passed on to the service from the hub's environment (Docker's address, the helper
     # image, the image and dataset rules), as from_env found them.
     service_env: dict[str, str] = field(default_factory=dict)
@@ -134,6 +140,7 @@ class Settings:
         s.ssl_key = str(env.get("GOLDENHUB_SSL_KEY") or file.get("ssl_key") or "")
         check_tls(s)
         culling_config.read_culling(s, env)
+        ssh_config.read_ssh(s, env, file)
         public = env.get("GOLDENHUB_METRICS_PUBLIC") or file.get("metrics_public") or False
         s.metrics_public = str(public).strip().lower() in ("1", "true", "yes")
         s.registry = str(env.get("GOLDENHUB_REGISTRY") or file.get("registry") or "").strip()
@@ -404,6 +411,7 @@ def apply_all(c, s: Settings) -> Settings:
 
     update_warnings(c, s)  # students' warnings before a stop: hub home page, JupyterLab
     culling_config.update_culling(c, s)
+    ssh_config.update_ssh(c, s)
     return s
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from docker.types import DeviceRequest, Mount
+from docker.types import DeviceRequest, DriverConfig, Mount
 
 from hub_ext import contract
+from hub_ext.catalog import nfs
 from hub_ext.catalog.model import HOME, Template
 from hub_ext.courseware.rules import MIRROR_MOUNT, MIRROR_SOURCE
 
@@ -90,6 +91,7 @@ class ServerContext:
     courseware_mirror: str = ""  # the hub's mirror of the course repo (host path), mounted read-only
     courseware_stale: str = ""  # the warning when that mirror could not be refreshed
     extra_labels: dict[str, str] = field(default_factory=dict)
+    volume_prefix: str = "goldenhub"  # the spawner's name_prefix: NFS dataset volumes are named with it
 
 
 def make_environment(template: Template, ctx: ServerContext) -> dict[str, str]:
@@ -115,11 +117,18 @@ def make_environment(template: Template, ctx: ServerContext) -> dict[str, str]:
     return env
 
 
-def make_mounts(template: Template, home_volume: str, courseware_mirror: str = "") -> list[Mount]:
+def make_mounts(template: Template, home_volume: str, courseware_mirror: str = "",
+                volume_prefix: str = "goldenhub") -> list[Mount]:
     """The student's home volume, then each dataset read-only, then the course repo's mirror
-    read-only (that one directory). Nothing else from the host."""
+    read-only (that one directory). Nothing else from the host. An nfs:// dataset is a named
+    volume of the local driver (hub_ext.catalog.nfs), made by Docker at create if missing."""
     mounts = [Mount(target=HOME, source=home_volume, type="volume")]
     for d in template.datasets:
+        if nfs.is_nfs(d.source):
+            args = nfs.docker_volume_args(volume_prefix, nfs.parse(d.source))
+            mounts.append(Mount(target=d.target, source=args["name"], type="volume", read_only=True, no_copy=True,
+                                labels=args["labels"], driver_config=DriverConfig("local", args["driver_opts"])))
+            continue
         mounts.append(Mount(target=d.target, source=d.source, type="bind", read_only=True))
     if courseware_mirror and template.courseware:
         mounts.append(Mount(target=MIRROR_MOUNT, source=courseware_mirror, type="bind", read_only=True))
@@ -143,7 +152,7 @@ def make_host_config(template: Template, ctx: ServerContext) -> dict:
     """Keyword arguments for docker's create_host_config."""
     cpu_period = 100_000
     host_config = dict(
-        mounts=make_mounts(template, ctx.home_volume, ctx.courseware_mirror),
+        mounts=make_mounts(template, ctx.home_volume, ctx.courseware_mirror, ctx.volume_prefix),
         network_mode=ctx.network,
         mem_limit=template.memory,
         memswap_limit=template.memory,  # no swap beyond the memory limit

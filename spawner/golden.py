@@ -17,7 +17,7 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from hub_ext import contract, paths
 from hub_ext.branding import container as branding_container
-from hub_ext.catalog import rules
+from hub_ext.catalog import nfs, rules
 from hub_ext.catalog.model import Catalog, CatalogError, Template
 from hub_ext.catalog.store import load_full_catalog
 from hub_ext.courseware.mirror import MirrorSettings, mirror_for_start
@@ -241,9 +241,13 @@ class GoldenSpawner(DockerSpawner):
         except docker.errors.NotFound:
             return None
 
-    def _apply_template_choice(self, user_options: dict) -> None:
-        """Accept exactly one option, a template id this user may use; refuse the rest."""
-        allowed = self.allowed_templates()
+    async def _apply_template_choice(self, user_options: dict) -> None:
+        """Accept exactly one option, a template id this user may use; refuse the rest.
+        The course files are read in a thread: at a class start many of these run at once,
+        and the hub's event loop must keep answering (the groups are read on the loop: the
+        hub's database session belongs to it)."""
+        groups = {g.name for g in self.user.groups}
+        allowed = (await asyncio.to_thread(self.load_catalog)).templates_for(groups)
         choices = listing([t.id for t in allowed]) or _("none (ask your instructor)")
         extra = sorted(set(user_options) - {contract.OPTION_TEMPLATE})
         if extra:
@@ -383,9 +387,12 @@ class GoldenSpawner(DockerSpawner):
                                                     e.waiting, instead), reason="no-gpu") from None
 
     async def start(self):
-        # Resolved once per start: every later step uses this same template.
-        template = self._start_template = self.template
+        # A fresh progress log before the first await: a progress page that attaches meanwhile
+        # must follow this start, not the last one's finished log.
         self._progress = ProgressLog()
+        # Resolved once per start (in a thread: it reads the course files): every later step
+        # uses this same template.
+        template = self._start_template = await asyncio.to_thread(lambda: self.template)
         record = start_events.StartRecord(self.catalog_db_url, self._log_name)  # for the metrics
         await record.queued(self.user.name, self.name, template.course, template.id)
         if self.stop_reason:  # told once: on the start page, then here
@@ -539,6 +546,7 @@ class GoldenSpawner(DockerSpawner):
             sync_timeout=self.courseware_sync_timeout,
             courseware_mirror=mirror,
             courseware_stale=stale,
+            volume_prefix=self.name_prefix,
         )
         args = container.make_create_args(template, ctx)
         if not self.gpu_device_requests:
@@ -567,6 +575,7 @@ class GoldenSpawner(DockerSpawner):
         # The current logo and favicon go in before Jupyter starts (never fatal).
         await branding_container.install_branding(self, paths.state_dir())
         await lab_warnings.install_lab_warnings(self)  # warnings before a stop, in JupyterLab (never fatal)
+        self.log.info("goldenhub-phase branded %s %.6f", self.container_name, time.time())  # benchmarks/phases.py
         try:
             await super().start_object()
         except Exception as e:
@@ -597,9 +606,11 @@ class GoldenSpawner(DockerSpawner):
             relayed = await self._relay_container_messages(relayed)
             try:
                 await client.fetch(url, request_timeout=2, connect_timeout=1, follow_redirects=False)
+                await self._relay_container_messages(relayed)  # lines written since the last relay
                 return
             except HTTPClientError as e:
                 if e.code != 599:
+                    await self._relay_container_messages(relayed)
                     return  # any HTTP answer means the server is up
             except OSError:
                 pass
@@ -752,6 +763,9 @@ def _explain_docker_error(error: Exception, template: Template) -> str:
     """One sentence for the student, with no server path or Docker text in it; the full
     error goes to the hub log (the caller logs it)."""
     text = str(getattr(error, "explanation", "") or error)
+    unreachable = nfs.unreachable_dataset(text, template.datasets)
+    if unreachable:
+        return nfs.unreachable_sentence(unreachable)
     for d in template.datasets:
         if d.source in text:
             return _("The dataset %(name)s is missing on this server; an administrator has been told. "

@@ -221,6 +221,7 @@ def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token:
         GOLDENHUB_HUB_PORT=str(port + 1),
         GOLDENHUB_PROXY_API_PORT=str(port + 2),
         GOLDENHUB_SERVICE_PORT=str(port + 3),
+        GOLDENHUB_SSH_PORT=str(port + 27),  # own SSH port: +27 is in no other test hub's base..base+4
         GOLDENHUB_PREFIX=prefix,
         GOLDENHUB_EXTRA_CONFIG=str(config),
         GOLDENHUB_AUTH="demo",  # most tests log in many names with the class password; others set env

@@ -18,11 +18,11 @@ def test_spawn_benchmark_starts_one_server_on_each_side_and_reports_the_ratio(tm
     report = capsys.readouterr().out
     assert code == 0, report
     results = {r["spawner"]: r for r in json.loads(out.read_text())["results"]}
-    for kind in ("golden", "stock"):
+    for kind in ("stripped", "stock"):  # golden is the stripped side's old name
         assert results[kind]["ok"] == 1, results[kind]["outcomes"]
         assert results[kind]["p50"] > 0 and results[kind]["cpu_s_per_start"] > 0
-    assert "golden: 1/1 ok" in report and "stock: 1/1 ok" in report
-    assert "ratio golden/stock N=1: p50 " in report
+    assert "stripped: 1/1 ok" in report and "stock: 1/1 ok" in report
+    assert "makespan ratios at N=1: stripped/stock " in report
 
 
 def test_publish_benchmark_quick_publishes_three_versions_and_rolls_back(tmp_path, capsys):

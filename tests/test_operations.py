@@ -55,6 +55,7 @@ def platform_env(tmp: Path, port: int, token: str) -> dict[str, str]:
         "GOLDENHUB_BIND_URL": f"http://127.0.0.1:{port}", "GOLDENHUB_HUB_PORT": str(port + 1),
         "GOLDENHUB_PROXY_API_PORT": str(port + 2), "GOLDENHUB_SERVICE_PORT": str(port + 3),
         "GOLDENHUB_GIT_PORT": str(port + 4), "GOLDENHUB_PREFIX": OPS_PREFIX, "GOLDENHUB_AUTH": "demo",
+        "GOLDENHUB_SSH_PORT": str(port + 27),
         "GOLDENHUB_EXTRA_CONFIG": str(config), "JUPYTERHUB_API_TOKEN": None,
     }
 
@@ -148,7 +149,8 @@ def test_a_hub_with_a_generated_self_signed_pair_serves_https(platform, tmp_path
     env, _ = platform
     port = HUB_PORT + 70
     env = {**env, "GOLDENHUB_HUB_PORT": str(port + 1), "GOLDENHUB_PROXY_API_PORT": str(port + 2),
-           "GOLDENHUB_SERVICE_PORT": str(port + 3), "GOLDENHUB_GIT_PORT": str(port + 4)}
+           "GOLDENHUB_SERVICE_PORT": str(port + 3), "GOLDENHUB_GIT_PORT": str(port + 4),
+           "GOLDENHUB_SSH_PORT": str(port + 27)}
     tls = goldenhub("tls", "self-signed", "--host", "localhost", env=env)
     assert tls.returncode == 0
     cert = Path(env["GOLDENHUB_STATE_DIR"]) / "tls" / "goldenhub.crt"

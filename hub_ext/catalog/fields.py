@@ -83,8 +83,8 @@ DATASET_HELP = (
     FieldHelp("datasets[].name", True, N_("The dataset's name; also its default folder datasets/<name>."),
               N_("1-40 lowercase letters, digits and '-'."), "iris"),
     FieldHelp("datasets[].source", True, N_("The directory or file on this server that holds the data."),
-              N_("An absolute path under the dataset roots (/srv/goldenhub/datasets by default); "
-                 "never a system directory."),
+              N_("An absolute path under the dataset roots (/srv/goldenhub/datasets by default), never a "
+                 "system directory; or an NFS export nfs://SERVER/EXPORT/PATH, mounted read-only."),
               "/srv/goldenhub/datasets/iris"),
     FieldHelp("datasets[].target", False, N_("Where the data appears in the student's home."),
               N_("A folder inside the home, such as datasets/iris."), "datasets/iris", "datasets/<name>"),

@@ -304,6 +304,11 @@ def _parse_datasets(ck: _Checker, data: Any, where: str) -> list[Dataset]:
     return datasets
 
 
+# The spawner reads every course file at each start, on the hub's event loop: libyaml's safe
+# loader (same documents, same errors) parses them ten times faster than the pure-Python one.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_course_file(path: Path, git_schemes: tuple[str, ...] = rules.GIT_SCHEMES) -> Course:
     """Parse and validate one course YAML file."""
     try:
@@ -311,7 +316,7 @@ def load_course_file(path: Path, git_schemes: tuple[str, ...] = rules.GIT_SCHEME
     except UnicodeDecodeError:
         raise CatalogError([f"{path}: not UTF-8 text"])
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"

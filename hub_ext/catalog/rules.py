@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hub_ext import i18n
+from hub_ext.catalog import nfs
 from hub_ext.i18n import _
 from hub_ext.i18n.text import LocalText
 
@@ -232,9 +233,19 @@ def _refused() -> str:
 
 def dataset_source(value: Any) -> str:
     """The path as written (normalised, not resolved): absolute, and not a forbidden place by
-    its name. resolve_dataset() decides on what it points at."""
+    its name. resolve_dataset() decides on what it points at. `nfs://server/export/path` is an
+    NFS export (hub_ext.catalog.nfs), returned in its normal form."""
+    if nfs.is_nfs(value):
+        try:
+            return nfs.parse(value).url
+        except nfs.NfsError:
+            raise _got(value, _("allowed: nfs://SERVER/EXPORT/PATH with a hostname or IP address and an absolute "
+                                "path of letters, digits and . _ ~ + @ - (no '..', at most %(limit)d characters), "
+                                "such as nfs://nfs.example.edu/export/datasets/mnist",
+                                limit=nfs.MAX_PATH)) from None
     if not isinstance(value, str) or not value.startswith("/") or "\0" in value or len(value) > 4096:
-        raise _got(value, _("allowed: an absolute host path such as /srv/datasets/mnist"))
+        raise _got(value, _("allowed: an absolute host path such as /srv/datasets/mnist, or an NFS export such as "
+                            "nfs://nfs.example.edu/export/datasets/mnist"))
     path = _clean_abs(value)
     if path == "/" or any(_overlaps(path, bad) for bad in FORBIDDEN_SOURCES) or path.endswith("docker.sock"):
         raise _got(value, _refused())
@@ -256,6 +267,8 @@ def resolve_dataset(value: Any, roots: tuple[str, ...] = (), private: tuple[str,
     the start binds the resolved path, so a later swap of the link does not matter.
     """
     path = dataset_source(value)
+    if nfs.is_nfs(path):  # nothing on this host to resolve; an API template's must lie under an nfs:// root
+        return _nfs_under_roots(path, roots)
     try:
         real = os.path.realpath(path, strict=must_exist)
     except FileNotFoundError:
@@ -279,13 +292,22 @@ def resolve_dataset(value: Any, roots: tuple[str, ...] = (), private: tuple[str,
         raise RuleError(_("got %(value)s, which is a socket, device or pipe; allowed: a directory or a regular file",
                           value=given))
     if roots:
-        real_roots = [os.path.realpath(_clean_abs(r)) for r in roots]
+        real_roots = [os.path.realpath(_clean_abs(r)) for r in roots if not nfs.is_nfs(r)]
         if not any(is_inside(real, r) for r in real_roots):
             raise RuleError(_("got %(value)s, which is outside the dataset roots; allowed: paths under %(roots)s",
                               value=given, roots=", ".join(roots)))
     if must_exist and mode is None:
         raise DatasetMissing(_("got %(value)s, which does not exist on this host", value=given))
     return real
+
+
+def _nfs_under_roots(url: str, roots: tuple[str, ...]) -> str:
+    source = nfs.parse(url)
+    nfs_roots = [nfs.parse(r) for r in roots if nfs.is_nfs(r)]
+    if roots and not any(r.server == source.server and is_inside(source.path, r.path) for r in nfs_roots):
+        raise RuleError(_("got %(value)s, which is outside the dataset roots; allowed: paths under %(roots)s",
+                          value=_given(url), roots=", ".join(roots)))
+    return url
 
 
 def mount_target(value: Any) -> str:
