@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.phases import percentile
+
 PROBE_INTERVAL = 0.05  # seconds between the starts of two probe ticks (the issue's 50 ms)
 PROBE_TIMEOUT = 10.0  # seconds one probe request may take; a timeout counts as a failed sample
 API_ROOT = "api"  # GET /hub/api/: the cheapest authenticated call (no database query)
@@ -103,15 +105,6 @@ def read_samples(text: str) -> list[Sample]:
     return samples
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), as benchmarks/spawn.py."""
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def window_stats(samples: list[Sample], start: float, end: float, endpoint: str) -> dict:

@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as a script: the checkout's packages come f
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import machine  # noqa: E402
+from benchmarks.phases import percentile  # noqa: E402
 from hub_ext import contract  # noqa: E402
 from tests.helpers import Hub, remove_docker_objects, start_hub, wait_for  # noqa: E402
 
@@ -83,15 +84,6 @@ class ImageResult:
 # --------------------------------------------------------------------------- pure parts
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None for no values."""
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def parse_images(text: str) -> list[str]:

@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: make the repo's packages impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import machine  # noqa: E402
+from benchmarks.phases import percentile  # noqa: E402
 from hub_ext import contract, samples  # noqa: E402
 from tests.helpers import (ServiceClient, copy_courses, hub_running, user_token,  # noqa: E402
                            wait_for)
@@ -57,15 +58,6 @@ TARGET_P95_S = 1.0  # issue 13: p95 time-to-notebook at the session start under 
 STOP_TIMEOUT = 300  # seconds for every server to be gone between the two sides
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None for no values."""
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def iso(t: datetime) -> str:
@@ -192,6 +184,16 @@ def burst(hub, sessions: dict[str, requests.Session], deadline_s: float) -> list
         return [f.result(timeout=deadline_s + 300) for f in futures]
 
 
+def timed_burst(hub, sessions: dict[str, requests.Session], deadline_s: float) -> dict:
+    """burst() summarised, with the CPU-seconds the simulated browsers themselves used: they
+    share this machine's cores with the hub and the servers, where a real class's browsers
+    run on the students' own computers."""
+    cpu = time.process_time()
+    result = summary(burst(hub, sessions, deadline_s))
+    result["client_cpu_s"] = round(time.process_time() - cpu, 2)
+    return result
+
+
 # --------------------------------------------------------------------------- the class
 
 
@@ -264,12 +266,12 @@ def run(args: argparse.Namespace, workdir: Path, log=print) -> dict:
             if args.warm:
                 warm(hub, users)
             time.sleep(args.settle)
-            scheduled = summary(burst(hub, sessions, args.deadline))
+            scheduled = timed_burst(hub, sessions, args.deadline)
             scheduled.update(prestart_s=prestart_s, prestart_failed=prestart_failed)
             log(f"scheduled: {scheduled['ok']}/{len(users)} ok; stopping every server for the cold side ...")
             stop_all(hub, users)
             log("cold: the same students click Start at once ...")
-            cold = summary(burst(hub, sessions, args.deadline))
+            cold = timed_burst(hub, sessions, args.deadline)
             log(f"cold: {cold['ok']}/{len(users)} ok")
         except Exception:
             print(f"--- last lines of the hub log ({hub.log_path}) ---\n{hub.log_tail(40)}", file=sys.stderr)
@@ -279,6 +281,10 @@ def run(args: argparse.Namespace, workdir: Path, log=print) -> dict:
 
 
 # --------------------------------------------------------------------------- report
+
+
+def machine_cores(result: dict) -> str:
+    return str((result.get("machine") or {}).get("cores") or "?")
 
 
 def _s(x: float | None) -> str:
@@ -301,6 +307,9 @@ def format_report(result: dict) -> str:
             lines.append(f"ratio cold/scheduled {key}: {c[key] / s[key]:.1f}x")
     met = s["ok"] == n and s["p95"] is not None and s["p95"] < TARGET_P95_S
     lines.append(f"target: scheduled {n}/{n} with p95 < {TARGET_P95_S:.0f} s: {'met' if met else 'missed'}")
+    if s.get("client_cpu_s") is not None:
+        lines.append(f"the {n} simulated browsers themselves used {s['client_cpu_s']:.2f} CPU-s of this machine's "
+                     f"{machine_cores(result)} cores while opening (a real class's browsers run elsewhere)")
     if "prestart_s" in s:
         lines.append(f"the session's pre-start of {n} servers took {s['prestart_s']:.1f} s (before the class)")
     if s.get("steps_p50"):

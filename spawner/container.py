@@ -44,8 +44,22 @@ if [ -n "${GOLDENHUB_COURSEWARE_REPO:-}" ]; then
   if [ -n "${GOLDENHUB_COURSEWARE_SOURCE:-}" ]; then
     printf '[safe]\n\tdirectory = %s\n' "${GOLDENHUB_COURSEWARE_SOURCE#file://}" >> "$gitconfig"
   fi
-  if GIT_CONFIG_GLOBAL="$gitconfig" timeout "${GOLDENHUB_SYNC_TIMEOUT:-90}" gitpuller "$src" \
-      "$GOLDENHUB_COURSEWARE_BRANCH" "$GOLDENHUB_COURSEWARE_TARGET" >/tmp/goldenhub-sync.log 2>&1; then
+  # A first start has nothing to merge: where the target does not exist, nbgitpuller only
+  # clones (its initialize_repo: this same git clone, same depth), so the shell does it and
+  # spares the start nbgitpuller's Python process. Every later start merges with gitpuller.
+  depth="${NBGITPULLER_DEPTH:-1}"
+  case "$depth" in ''|*[!0-9]*) depth=1 ;; esac
+  depth_args=""
+  [ "$depth" -gt 0 ] && depth_args="--depth $depth"
+  if [ -e "$GOLDENHUB_COURSEWARE_TARGET" ]; then
+    GIT_CONFIG_GLOBAL="$gitconfig" timeout "${GOLDENHUB_SYNC_TIMEOUT:-90}" gitpuller "$src" \
+      "$GOLDENHUB_COURSEWARE_BRANCH" "$GOLDENHUB_COURSEWARE_TARGET" >/tmp/goldenhub-sync.log 2>&1
+  else
+    GIT_CONFIG_GLOBAL="$gitconfig" timeout "${GOLDENHUB_SYNC_TIMEOUT:-90}" git clone $depth_args \
+      --branch "$GOLDENHUB_COURSEWARE_BRANCH" -- "$src" "$GOLDENHUB_COURSEWARE_TARGET" >/tmp/goldenhub-sync.log 2>&1
+  fi
+  synced=$?
+  if [ "$synced" -eq 0 ]; then
     if [ -n "${GOLDENHUB_COURSEWARE_STALE:-}" ]; then
       printf '%s\n' \
         "The course materials could not be updated when your server started" \

@@ -1,6 +1,7 @@
 """GoldenSpawner: the async lifecycle of a student's container (start, stop, poll, state,
-progress). What goes into the container is decided by spawner/container.py; GPUs by
-spawner/gpus.py; how many start at once by spawner/admission.py."""
+progress). What goes into the container is decided by spawner/container.py; which template
+a student may start by spawner/picker.py; GPUs by spawner/gpus.py (the hub-wide allocator:
+spawner/gpu_state.py); how many start at once by spawner/admission.py."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 from hub_ext import contract, paths
 from hub_ext.branding import container as branding_container
 from hub_ext.catalog import nfs, rules
-from hub_ext.catalog.model import Catalog, CatalogError, Template
-from hub_ext.catalog.store import load_full_catalog
+from hub_ext.catalog.model import Template
 from hub_ext.courseware.mirror import MirrorSettings, mirror_for_start
 from hub_ext.homes.markers import reset_by_owner, reset_in_progress
 from hub_ext.images import status as image_status
@@ -27,12 +27,14 @@ from hub_ext.homes.stop_notes import take_note
 from hub_ext.i18n.deferred import told
 from hub_ext.i18n import _, ngettext
 from hub_ext.usage import lab_warnings
-from spawner import container, quota_check, start_events
+from spawner import container, start_events
 from spawner.admission import Admission, QueueTimeout
-from spawner.exits import explain_exit, explain_no_gpu, explain_reset, listing, local, reset_reason, start_refusal
-from spawner.form import make_options_form, options_from_form
-from spawner.gpus import GPUAllocator, NoFreeGPU, discover_gpus, parse_declared, rebuild_from_containers
+from spawner.exits import explain_exit, explain_no_gpu, explain_reset, local, reset_reason, start_refusal
+from spawner.form import options_from_form
+from spawner.gpu_state import HubGPUs
+from spawner.gpus import NoFreeGPU
 from spawner.images import ImageUnavailable, pull_with_progress
+from spawner.picker import TemplatePicker
 from spawner.progress import ProgressLog
 
 
@@ -45,7 +47,7 @@ class StartFailed(Exception):
         self.reason = reason
 
 
-class GoldenSpawner(DockerSpawner):
+class GoldenSpawner(TemplatePicker, HubGPUs, DockerSpawner):
     """Starts the course environment a student picked, from the course catalog."""
 
     courses_dir = Unicode(
@@ -153,188 +155,6 @@ class GoldenSpawner(DockerSpawner):
     @default("apply_user_options")
     def _default_apply_user_options(self):
         return GoldenSpawner._apply_template_choice
-
-    # --- catalog and choice ------------------------------------------------------
-
-    def load_catalog(self) -> Catalog:
-        try:
-            return load_full_catalog(self.courses_dir, self.catalog_db_url or None, tuple(self.courseware_schemes))
-        except CatalogError as e:
-            self.log.error("Course catalog %s has errors:\n%s", self.courses_dir, e)
-            raise start_refusal(503, _("The course catalog has errors, so no environment can start right now; "
-                                       "an administrator has been told. Try again later."))
-
-    def allowed_templates(self) -> list[Template]:
-        groups = {g.name for g in self.user.groups}
-        return self.load_catalog().templates_for(groups)
-
-    def gpu_availability(self, template: Template) -> str:
-        """Why this template cannot start now ('' when it can)."""
-        if not template.gpus:
-            return ""
-        allocator = self.allocator
-        if allocator.total == 0:
-            return _("This server has no GPU.")
-        if template.gpus > allocator.total:
-            return _("Needs %(needed)d GPUs; this server has only %(total)d.", needed=template.gpus,
-                     total=allocator.total)
-        if allocator.free_count(template.gpu_sharing) < template.gpus:
-            return ngettext("The only GPU is in use.", "All %(num)d GPUs are in use.", allocator.total)
-        return ""
-
-    async def _render_options_form(self, spawner=None) -> str:
-        templates = self.allowed_templates()
-        allocator = self.allocator
-        gpus = {t.id: (allocator.free_count(t.gpu_sharing), allocator.total)
-                for t in templates if t.gpus and allocator.total}
-        blocked = {t.id: self.gpu_availability(t) for t in templates}
-        usage, over = await self.quota_words(templates)
-        blocked = {**blocked, **over}
-        return make_options_form(templates, self.user_options.get(contract.OPTION_TEMPLATE), gpus, blocked,
-                                 told(self.stop_reason), await self.framework_notes(templates), usage)
-
-    async def quota_words(self, templates: list[Template]) -> tuple[dict[str, str], dict[str, str]]:
-        """The picker's quota words and over-quota blocks (one database read, in a thread;
-        a database that does not answer costs the words, never the form)."""
-        try:
-            found = await asyncio.to_thread(quota_check.standings, self.catalog_db_url, self.user.name, templates)
-        except Exception as e:
-            self.log.warning("Could not read GPU-hour usage of %s: %s", self.user.name, e)
-            return {}, {}
-        titles = {cid: c.title for cid, c in self.load_catalog().courses.items()}
-        return quota_check.picker_words(templates, found, titles)
-
-    async def check_quota(self, template: Template) -> None:
-        """Refuse a start over the template's quota at once, before any GPU is taken."""
-        if template.quota is None:
-            return
-        try:
-            found = await asyncio.to_thread(quota_check.standings, self.catalog_db_url, self.user.name, [template])
-        except Exception as e:  # the service's loop still stops a server over quota
-            self.log.error("Could not read GPU-hour usage of %s; starting without the quota check: %s",
-                           self.user.name, e)
-            return
-        quota_check.refuse_over_quota(template, self._course_title(template), found.get(template.id))
-
-    async def framework_notes(self, templates: list[Template]) -> dict[str, str]:
-        """Template id → a note for the student when its image was built without its course's
-        framework (rules: hub_ext.images.status). Labels are read in the executor and kept a
-        little while; an engine that does not answer costs the notes, never the form."""
-        courses = self.load_catalog().courses
-        notes = {}
-        for t in templates:
-            course = courses.get(t.course)
-            try:
-                labels = await self._image_labels.get(t.image, self._read_image_labels)
-            except Exception as e:
-                self.log.warning("Could not read the labels of image %s: %s", t.image, e)
-                continue
-            note = image_status.make_image_status(t.course, t.id, course.framework if course else None,
-                                                  t.image, labels).student_note
-            if note:
-                notes[t.id] = note
-        return notes
-
-    async def _read_image_labels(self, image: str) -> dict | None:
-        try:
-            return image_status.labels_from_inspect(await self.docker("inspect_image", image))
-        except docker.errors.NotFound:
-            return None
-
-    async def _apply_template_choice(self, user_options: dict) -> None:
-        """Accept exactly one option, a template id this user may use; refuse the rest.
-        The course files are read in a thread: at a class start many of these run at once,
-        and the hub's event loop must keep answering (the groups are read on the loop: the
-        hub's database session belongs to it)."""
-        groups = {g.name for g in self.user.groups}
-        allowed = (await asyncio.to_thread(self.load_catalog)).templates_for(groups)
-        choices = listing([t.id for t in allowed]) or _("none (ask your instructor)")
-        extra = sorted(set(user_options) - {contract.OPTION_TEMPLATE})
-        if extra:
-            raise start_refusal(400, _("Only an environment template may be chosen, not %(options)s. Templates: "
-                                       "%(choices)s", options=", ".join(extra)[:200], choices=choices))
-        wanted = user_options.get(contract.OPTION_TEMPLATE)
-        if not wanted and len(allowed) == 1:
-            wanted = allowed[0].id
-        match = [t for t in allowed if t.id == wanted]
-        if not isinstance(wanted, str) or not match:
-            raise start_refusal(400, _("No such environment template: %(wanted)s. Options include: %(choices)s",
-                                       wanted=repr(wanted)[:80], choices=choices))
-        template = match[0]
-        self.template_id = template.id
-        self.image = template.image
-        self.default_url = template.default_url
-
-    @property
-    def template(self) -> Template:
-        template = self.load_catalog().templates.get(self.template_id)
-        if template is None:
-            raise start_refusal(400, _("The environment %(template)s no longer exists; choose another one on "
-                                       "the start page.", template=self.template_id))
-        return template
-
-    # --- shared hub-wide state --------------------------------------------------------
-
-    @property
-    def allocator(self) -> GPUAllocator:
-        key = None if self.gpu_inventory is None else tuple(map(str, self.gpu_inventory))
-        if key not in self._allocators:
-            gpus = discover_gpus() if self.gpu_inventory is None else parse_declared(self.gpu_inventory)
-            self.log.info("GPU inventory: %s", ", ".join(g.id for g in gpus) or "none")
-            self._allocators[key] = allocator = GPUAllocator(gpus)
-            self._publish_inventory([g.id for g in gpus])
-            if gpus:
-                self._rebuild_allocations(allocator)
-        return self._allocators[key]
-
-    def _publish_inventory(self, gpu_ids: list[str]) -> None:
-        """For the service's metrics (GPUs free); once per hub process, never fatal."""
-        try:
-            start_events.publish_inventory(paths.state_dir(), gpu_ids)
-        except OSError as e:
-            self.log.warning("Could not publish the GPU inventory for the metrics: %s", e)
-
-    def _rebuild_allocations(self, allocator: GPUAllocator) -> None:
-        """Once per hub process: take back the GPUs of this hub's running containers from
-        their labels, whatever spawner state says (a start in flight when the hub crashed has
-        no object_id in state, yet its container may run with a GPU). The hub then adopts
-        such a server or stops it, and stopping releases its GPUs. A container of a start
-        the hub has no record of is removed (its home volume stays). Rules: gpus.py."""
-        try:
-            listing = self.client.containers(all=True, filters={"label": contract.label_filter(contract.LABEL_GPUS)})
-        except Exception as e:
-            self.log.error("Could not list containers to rebuild GPU allocations: %s", e)
-            return
-        kept, orphans = rebuild_from_containers(
-            allocator, listing, lambda user, server: contract.container_name(self.name_prefix, user, server),
-            self._hub_has_server, self._shares_gpus)
-        for c in kept:
-            self.log.info("GPUs %s held by running container %s of %s", list(c.gpu_ids), c.name, c.owner)
-        for c in orphans:
-            self.log.warning("Removing container %s of a start the hub has no record of "
-                             "(GPUs %s freed; its home volume stays)", c.name, list(c.gpu_ids) or "none")
-            self.executor.submit(self._remove_quietly, c.id)
-
-    def _hub_has_server(self, user: str, server: str) -> bool | None:
-        """Whether the hub's database records a server (running or starting) for this
-        user and server name; None where there is no hub database (a spawner outside a hub)."""
-        if self.db is None:
-            return None
-        from jupyterhub import orm
-
-        orm_user = orm.User.find(self.db, user)
-        orm_spawner = orm_user.orm_spawners.get(server) if orm_user else None
-        return bool(orm_spawner and orm_spawner.server)
-
-    def _shares_gpus(self, template_id: str) -> bool:
-        template = self._find_template(template_id)
-        return bool(template and template.gpu_sharing)
-
-    def _remove_quietly(self, container_id: str) -> None:
-        try:
-            self.client.remove_container(container_id, force=True)
-        except Exception as e:
-            self.log.warning("Could not remove container %s: %s", container_id[:12], e)
 
     @property
     def admission(self) -> Admission:
