@@ -194,9 +194,28 @@ class Hub:
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(30)
+            self.process.wait(60)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(10)
+        kill_leftovers(self.state_dir)
+
+
+def kill_leftovers(state_dir: Path) -> None:
+    """A hub killed before its cleanup leaves its proxy and managed services running, on ports
+    the next hub of the same ports needs: end the hub's own kinds of process (proxy, services,
+    culler) that still run with this hub's GOLDENHUB_STATE_DIR, which they inherited."""
+    marker = f"GOLDENHUB_STATE_DIR={state_dir}".encode()
+    kinds = (b"configurable-http-proxy", b"hub_ext.", b"jupyterhub_idle_culler", b"jupyterhub")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if any(k in cmdline for k in kinds) and marker in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 def start_hub(state_dir: Path, courses_dir: Path, port: int, prefix: str, token: str,

@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from hub_ext import i18n
+from hub_ext.service import process
 from hub_ext.ssh.server import serve
 
 
@@ -26,7 +27,16 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    # A hub killed before its cleanup cannot stop us: we end when it is gone (as the goldenhub
+    # service does), so no orphan keeps the SSH port from the next hub.
+    hub = os.getppid()
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=2)
+        except asyncio.TimeoutError:
+            if process.hub_is_gone(hub):
+                log.warning("the hub (pid %d) is gone; SSH service stopping", hub)
+                break
     log.info("SSH service stopping")
 
 
