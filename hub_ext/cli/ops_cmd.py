@@ -31,7 +31,10 @@ from hub_ext.cli.language import pad, text_width
 from hub_ext.hubconfig import Settings
 from hub_ext.i18n import N_, _, ngettext
 
-STOP_WAIT = 60.0  # seconds a part gets to stop on SIGTERM (the hub stops its service and proxy) before SIGKILL
+# Seconds a part gets to stop on SIGTERM before SIGKILL. The hub stops its managed services one
+# by one, JupyterHub giving each up to 20 s (SIGINT 10, SIGTERM 5, SIGKILL 5): with three (the
+# goldenhub service, the idle culler, SSH) a loaded machine can need 60 s before the proxy's turn.
+STOP_WAIT = 90.0
 SERVER_STOP_WAIT = 180.0  # seconds for students' servers to stop through the hub
 DOWN_EXIT = 3  # `status` when the hub is not running (systemctl's "not running")
 
