@@ -56,7 +56,7 @@ from benchmarks.hub_probe import (API_ROOT, API_USER, Probe, container_memory, f
                                   slow_callbacks, sqlite_wal_config, TRUST_BENCH_TOKEN, window_stats)
 from hub_ext import contract, samples  # noqa: E402
 from spawner.network import ensure_network  # noqa: E402
-from tests.helpers import Hub, copy_courses, remove_docker_objects, start_hub, wait_for  # noqa: E402
+from tests.helpers import Hub, copy_courses, remove_docker_objects, start_hub, tear_down, wait_for  # noqa: E402
 
 REAL_TEMPLATE = "intro-python-cpu"
 STRIPPED_TEMPLATE = "bh-stripped"
@@ -312,14 +312,7 @@ def run(args, workdir: Path, log=print) -> dict:
         print(f"--- last lines of the hub log ({hub.log_path}) ---\n{hub.log_tail(40)}", file=sys.stderr)
         raise
     finally:
-        try:
-            for user in hub.request("GET", "/users").json():
-                if user.get("servers"):
-                    hub.request("DELETE", f"/users/{user['name']}/server")
-        except (requests.RequestException, ValueError):
-            pass
-        hub.terminate()
-        remove_docker_objects(args.prefix)
+        tear_down(hub, args.prefix, tolerate_unanswered=True)
     return result
 
 

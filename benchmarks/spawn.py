@@ -49,7 +49,7 @@ from benchmarks.phases import (branded_marks, make_json, percentile, phases_from
                                summarize_phases)
 from hub_ext import contract, samples  # noqa: E402
 from spawner.network import ensure_network  # noqa: E402
-from tests.helpers import Hub, copy_courses, remove_docker_objects, start_hub, wait_for  # noqa: E402
+from tests.helpers import Hub, copy_courses, remove_docker_objects, start_hub, tear_down, wait_for  # noqa: E402
 
 DEFAULT_IMAGE = "goldenhub/course-intro-python:latest"
 TEMPLATE_ID = "bench-cpu"
@@ -354,14 +354,7 @@ def running_hub(side: Side, workdir: Path, log=print) -> Iterator[Hub]:
               file=sys.stderr)
         raise
     finally:
-        try:
-            for user in hub.request("GET", "/users").json():
-                if user.get("servers"):
-                    hub.request("DELETE", f"/users/{user['name']}/server")
-        except (requests.RequestException, ValueError):
-            pass
-        hub.terminate()
-        remove_docker_objects(side.prefix)
+        tear_down(hub, side.prefix, tolerate_unanswered=True)
 
 
 def run_benchmark(sides: list[Side], sizes: list[int], deadline_s: float, workdir: Path,
