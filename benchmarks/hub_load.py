@@ -26,7 +26,8 @@ its services' tokens. `--hashed-token` measures the old way, as the issue's base
 
 `--slow-callback-ms 50` turns on asyncio debug mode in the hub and lists what held its event
 loop longer than that (a diagnostic run: debug mode slows the hub, do not report its latencies);
-`--profile-loop FILE` writes a cProfile of the loop's thread; `--sqlite-wal` is an experiment.
+`--profile-loop FILE` writes a cProfile of the loop's thread; `--gc-log-ms 20` lists the hub's
+garbage collections longer than that.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ if __package__ in (None, ""):  # run as a script: make the repo's packages impor
 from benchmarks import machine  # noqa: E402
 from benchmarks.hub_probe import (API_ROOT, API_USER, Probe, container_memory, first_answer_after,  # noqa: E402
                                   loop_debug_config, loop_profile_config, percentile, process_rss,
-                                  slow_callbacks, sqlite_wal_config, TRUST_BENCH_TOKEN, window_stats)
+                                  slow_callbacks, gc_log_config, TRUST_BENCH_TOKEN, window_stats)
 from hub_ext import contract, samples  # noqa: E402
 from spawner.network import ensure_network  # noqa: E402
 from tests.helpers import Hub, copy_courses, remove_docker_objects, start_hub, tear_down, wait_for  # noqa: E402
@@ -267,7 +268,7 @@ def run(args, workdir: Path, log=print) -> dict:
     stripped_course(courses)
     extra = "" if args.hashed_token else TRUST_BENCH_TOKEN
     extra += loop_debug_config(args.slow_callback_ms) if args.slow_callback_ms else ""
-    extra += sqlite_wal_config() if args.sqlite_wal else ""
+    extra += gc_log_config(args.gc_log_ms) if args.gc_log_ms else ""
     if args.profile_loop:
         extra += loop_profile_config(str(Path(args.profile_loop).resolve()))
     remove_docker_objects(args.prefix)
@@ -279,8 +280,7 @@ def run(args, workdir: Path, log=print) -> dict:
     result: dict = {"machine": machine.describe(), "students": args.students,
                     "template": REAL_TEMPLATE, "probe_ms": 50,
                     "latency_endpoint": f"GET /hub/api/users/{PROBE_USER}",
-                    "loop_debug_ms": args.slow_callback_ms, "hashed_token": args.hashed_token,
-                    "sqlite_wal": args.sqlite_wal}
+                    "loop_debug_ms": args.slow_callback_ms, "hashed_token": args.hashed_token}
     try:
         with Probe(hub.api, hub.token, PROBE_USER, workdir / "probe.txt") as probe:
             t_begin = time.monotonic()
@@ -333,8 +333,6 @@ def format_report(result: dict) -> str:
              f"makespan {result['burst']['makespan_s']} s; probe every {result['probe_ms']} ms from its own process"]
     if result.get("hashed_token"):
         lines.append("the benchmark's token is hashed 16384 times per request (as the issue's baseline was)")
-    if result.get("sqlite_wal"):
-        lines.append("experiment: the hub's SQLite database in WAL mode, synchronous=NORMAL")
     if result.get("loop_debug_ms"):
         lines.append(f"asyncio debug mode ON (slow callback > {result['loop_debug_ms']} ms): "
                      "latencies include its overhead, do not compare them")
@@ -379,11 +377,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prefix", default="bh", help="container and volume names start with PREFIX- (default bh)")
     p.add_argument("--slow-callback-ms", type=float, default=0,
                    help="asyncio debug mode in the hub: list callbacks longer than this (default off)")
+    p.add_argument("--gc-log-ms", type=float, default=0,
+                   help="log the hub's garbage collections longer than this (default off)")
     p.add_argument("--hashed-token", action="store_true",
                    help="leave the benchmark's config token untrusted, so the hub hashes it 16384 times at "
                         "every probe and driver request (how the issue's baseline was measured)")
-    p.add_argument("--sqlite-wal", action="store_true",
-                   help="experiment: the hub's own SQLite database in WAL mode, synchronous=NORMAL")
     p.add_argument("--profile-loop", metavar="FILE",
                    help="cProfile the hub's event-loop thread, stats written to FILE at its exit (pstats)")
     p.add_argument("--json", metavar="OUT", help="also write every number here")

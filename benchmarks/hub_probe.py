@@ -203,6 +203,24 @@ def loop_debug_config(slow_ms: float) -> str:
     )
 
 
+def gc_log_config(slow_ms: float) -> str:
+    """Extra hub config: log to the hub's stderr every garbage collection that holds the
+    process longer than `slow_ms` (its generation and the objects it looked at)."""
+    return (
+        "import gc as _gc, sys as _sys, time as _time\n"
+        "_gc_began = [0.0]\n"
+        "def _gc_timer(phase, info):\n"
+        "    if phase == 'start':\n"
+        "        _gc_began[0] = _time.perf_counter()\n"
+        "        return\n"
+        "    took = (_time.perf_counter() - _gc_began[0]) * 1000\n"
+        f"    if took > {slow_ms:.1f}:\n"
+        "        print(f'[gc] generation {info[\"generation\"]} took {took:.0f} ms, collected '\n"
+        "              f'{info[\"collected\"]}, tracked objects {len(_gc.get_objects())}', file=_sys.stderr)\n"
+        "_gc.callbacks.append(_gc_timer)\n"
+    )
+
+
 def loop_profile_config(out_path: str) -> str:
     """Extra hub config: cProfile on the hub's main thread (the event loop's) from start to
     exit, written to `out_path` for pstats. Work in executor threads is not in it: what is
@@ -221,20 +239,3 @@ def loop_profile_config(out_path: str) -> str:
 # students' OAuth tokens) it hashes once. The benchmark's token is secrets.token_hex(16), so
 # trusting it saves the hub's loop ~1.3 ms a request (the probe alone: 40 requests a second).
 TRUST_BENCH_TOKEN = "c.JupyterHub.trust_user_provided_tokens = True\n"
-
-
-def sqlite_wal_config() -> str:
-    """Extra hub config (an experiment, not goldenhub's setting): the hub's own SQLite database
-    (jupyterhub.sqlite) in WAL mode with synchronous=NORMAL, so that a commit on the event loop
-    does not wait for an fsync. Other databases the hub process opens are left alone."""
-    return (
-        "from sqlalchemy import event as _event\n"
-        "from sqlalchemy.engine import Engine as _Engine\n"
-        "@_event.listens_for(_Engine, 'connect')\n"
-        "def _hub_sqlite_wal(dbapi_connection, _record):\n"
-        "    if type(dbapi_connection).__module__.startswith('sqlite3'):\n"
-        "        files = [row[2] for row in dbapi_connection.execute('PRAGMA database_list')]\n"
-        "        if any(f.endswith('jupyterhub.sqlite') for f in files):\n"
-        "            dbapi_connection.execute('PRAGMA journal_mode=WAL')\n"
-        "            dbapi_connection.execute('PRAGMA synchronous=NORMAL')\n"
-    )

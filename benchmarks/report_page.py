@@ -102,6 +102,15 @@ def section_sessions(d: dict) -> list[str]:
     lines += [f"Ratio cold/scheduled: p50 {ratio(c.get('p50'), s.get('p50'))}, p95 {ratio(c.get('p95'), s.get('p95'))}."
               + (f" The session pre-started the class in {s['prestart_s']:.1f} s before it began."
                  if s.get("prestart_s") is not None else ""), ""]
+    cores = (d.get("machine") or {}).get("cores")
+    for side in ("scheduled", "cold"):
+        used = d.get(side, {}).get("platform_cpu_s")
+        if used is not None and n and cores:
+            lines += [f"CPU while the class opened ({side}): the platform used {used:.2f} CPU-s, {used / n:.3f} per "
+                      f"student (the hub with its proxy and services {num(d[side].get('hub_cpu_s'), 2)}, the "
+                      f"{n} servers {num(d[side].get('servers_cpu_s'), 2)}); on {cores} cores that alone "
+                      f"takes {used / cores:.2f} s, however the work is scheduled; the simulated browsers used "
+                      f"{num(d[side].get('client_cpu_s'), 2)} CPU-s more.", ""]
     steps = s.get("steps_p50") or {}
     if steps:
         lines += ["Where a scheduled student's time goes (p50 seconds until each response's headers):", ""]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import subprocess
+import sys
 import threading
 import time
 
@@ -175,22 +177,13 @@ def test_loop_profile_config_writes_the_main_threads_profile_at_exit(tmp_path):
     assert any(name == "busy_handler" for (_, _, name) in pstats.Stats(str(out)).stats)
 
 
-def test_sqlite_wal_experiment_touches_only_the_hubs_own_database(tmp_path):
-    from sqlalchemy import create_engine, event, text
-    from sqlalchemy.engine import Engine
-
-    namespace: dict = {}
-    exec(hub_probe.sqlite_wal_config(), namespace)
-    try:
-        modes = {}
-        for name in ("jupyterhub.sqlite", "goldenhub.sqlite"):
-            engine = create_engine(f"sqlite:///{tmp_path / name}")
-            with engine.connect() as conn:
-                modes[name] = conn.execute(text("PRAGMA journal_mode")).scalar()
-            engine.dispose()
-    finally:
-        event.remove(Engine, "connect", namespace["_hub_sqlite_wal"])
-    assert modes == {"jupyterhub.sqlite": "wal", "goldenhub.sqlite": "delete"}
+def test_the_gc_log_reports_only_collections_longer_than_asked():
+    program = hub_probe.gc_log_config(0.0) + "import gc\ngc.collect()\n"
+    quiet = hub_probe.gc_log_config(60_000.0) + "import gc\ngc.collect()\n"
+    loud = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    silent = subprocess.run([sys.executable, "-c", quiet], capture_output=True, text=True, timeout=120)
+    assert "[gc] generation 2 took" in loud.stderr
+    assert "[gc]" not in silent.stderr
 
 
 def test_the_benchmarks_token_is_trusted_unless_asked_to_hash_it():

@@ -92,7 +92,7 @@ class SessionsLoop:
             rows, records, previous, catalog = await asyncio.to_thread(self._gather, now)
             if not rows:
                 return planner.Plan()
-            users = {u["name"]: u for u in await self.ctx.hub.users()}
+            users = {u["name"]: u for u in await self.ctx.hub.active_users()}
             servers = {name: s for name, u in users.items() if (s := server_of(u))}
             facts, by_id = [], {}
             for row in rows:

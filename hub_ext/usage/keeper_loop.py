@@ -79,7 +79,7 @@ class Keeper:
             return None
         self._in_pass = True
         try:
-            running = keeper.running_servers(await self.ctx.hub.users())
+            running = keeper.running_servers(await self.ctx.hub.active_users())
             catalog, warned, busy = await asyncio.to_thread(self._facts, running)
             now = self.clock()
             plan = keeper.decide(running, busy, keeper.idle_timeouts(catalog), keeper.DEFAULT_IDLE_MINUTES, warned, now,
