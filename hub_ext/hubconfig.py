@@ -24,11 +24,13 @@ from hub_ext import contract, i18n, paths
 from hub_ext.credentials import ensure_secrets, write_private
 from hub_ext.usage import culling_config
 from hub_ext.ssh import config as ssh_config
+from spawner import swarm_config
 
 DB_URL_FILE = "goldenhub-db-url"  # in the state directory, 0600
 SETTINGS_FILE = "goldenhub.yaml"  # in the state directory: the admin's choices (login method, LMS)
 SERVICE_PASSED_ON = ("DOCKER_HOST", contract.HELPER_IMAGE_ENV, "GOLDENHUB_IMAGE_PREFIXES", "GOLDENHUB_DATASET_ROOTS",
-                     "PIP_CERT", "GOLDENHUB_SESSIONS_EVERY", "GOLDENHUB_SESSIONS_RATE", "GOLDENHUB_SESSIONS_NOW_FILE")
+                     "PIP_CERT", "GOLDENHUB_SESSIONS_EVERY", "GOLDENHUB_SESSIONS_RATE", "GOLDENHUB_SESSIONS_NOW_FILE",
+                     "GOLDENHUB_BACKEND", "GOLDENHUB_SWARM_DOCKER_HOST")  # a publish pre-pulls on the swarm's nodes
 
 # How people log in (GOLDENHUB_AUTH, else `auth:` in state/goldenhub.yaml, else local):
 # local: accounts from rosters, each sets a password at first login (hub_ext.accounts.local);
@@ -90,6 +92,10 @@ class Settings:
     ssh_enabled: bool = True
     ssh_port: int = 8022
     ssh_env: dict[str, str] = field(default_factory=dict)
+    # The backend (GOLDENHUB_BACKEND / `backend:`): docker (one host) or swarm (a Docker Swarm
+    # cluster), and the swarm's keys (GOLDENHUB_SWARM_* / `swarm:`): spawner/swarm_config.py.
+    backend: str = "docker"
+    swarm: dict[str, str] = field(default_factory=dict)
     # Passed on to the service from the hub's environment (Docker's address, the helper
     # image, the image and dataset rules), as from_env found them.
     service_env: dict[str, str] = field(default_factory=dict)
@@ -141,6 +147,7 @@ class Settings:
         check_tls(s)
         culling_config.read_culling(s, env)
         ssh_config.read_ssh(s, env, file)
+        swarm_config.read_swarm(s, env, file)
         public = env.get("GOLDENHUB_METRICS_PUBLIC") or file.get("metrics_public") or False
         s.metrics_public = str(public).strip().lower() in ("1", "true", "yes")
         s.registry = str(env.get("GOLDENHUB_REGISTRY") or file.get("registry") or "").strip()
@@ -312,6 +319,8 @@ def update_spawner(c, s: Settings) -> None:
     # Admission is GoldenSpawner's queue (concurrent_starts); the hub's own limit only
     # guards against runaway load, far above a class.
     c.JupyterHub.concurrent_spawn_limit = 1000
+    if s.backend == "swarm":
+        swarm_config.update_swarm(c, s)
 
 
 def update_branding(c, s: Settings) -> None:
@@ -432,7 +441,7 @@ IGNORED_SPAWNER_SETTINGS = {
     "name_template": NAMES_FROM_PREFIX, "prefix": NAMES_FROM_PREFIX,
     "container_name_template": NAMES_FROM_PREFIX, "container_prefix": NAMES_FROM_PREFIX,
 }
-SPAWNER_SECTIONS = ("Spawner", "DockerSpawner", "GoldenSpawner")
+SPAWNER_SECTIONS = ("Spawner", "DockerSpawner", "GoldenSpawner", "SwarmSpawner", "GoldenSwarmSpawner")
 
 
 def refused_spawner_settings(c) -> list[str]:
@@ -440,7 +449,7 @@ def refused_spawner_settings(c) -> list[str]:
     configuration switched to another spawner, as the stock side of the benchmark does)."""
     spawner = c["JupyterHub"].get("spawner_class") if "JupyterHub" in c else None
     name = spawner if isinstance(spawner, str) else getattr(spawner, "__name__", "")
-    if name != "golden" and not name.endswith("GoldenSpawner"):
+    if name not in ("golden", "goldenhub-swarm") and not name.endswith(("GoldenSpawner", "GoldenSwarmSpawner")):
         return []
     found = []
     for section in SPAWNER_SECTIONS:

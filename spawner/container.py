@@ -116,6 +116,11 @@ def make_environment(template: Template, ctx: ServerContext) -> dict[str, str]:
         # Exactly the allocated devices, "void" for none: never an image's own "all".
         NVIDIA_VISIBLE_DEVICES=",".join(ctx.gpu_ids) or "void",
         GIT_TERMINAL_PROMPT="0",
+        # What jupyter-resource-usage shows the student as their limits (JupyterHub's own
+        # get_env sets these only from Spawner.mem_limit/cpu_limit, which goldenhub refuses):
+        # the template's, in bytes and CPUs, whatever the hub's environment said.
+        MEM_LIMIT=str(template.memory),
+        CPU_LIMIT=f"{template.cpu:g}",
     )
     if template.courseware:
         env.update(

@@ -334,6 +334,11 @@ class GoldenSpawner(TemplatePicker, HubGPUs, DockerSpawner):
                  "told. Try again later.", template=local(template.title) if template else self.template_id)
 
     async def create_object(self):
+        template = await self._resolve_datasets()
+        mirror, stale = await self._courseware_mirror(template)
+        return await self._create_container(template, mirror, stale)
+
+    async def _resolve_datasets(self) -> Template:
         from hub_ext.catalog.store import DatasetUnavailable, Policy, resolve_datasets
 
         # Datasets are resolved again at every start (a link may have changed since the
@@ -350,7 +355,9 @@ class GoldenSpawner(TemplatePicker, HubGPUs, DockerSpawner):
                                 "has been told. Try again later.", name=name) if name else
                               _("A dataset of this course is not available on this server right now; an "
                                 "administrator has been told. Try again later.")) from None
-        mirror, stale = await self._courseware_mirror(template)
+        return template
+
+    async def _create_container(self, template: Template, mirror: str, stale: str):
         ctx = container.ServerContext(
             user=self.user.name,
             server=self.name,
@@ -485,7 +492,12 @@ class GoldenSpawner(TemplatePicker, HubGPUs, DockerSpawner):
         self.object_id = ""
 
     async def progress(self):
-        log = getattr(self, "_progress", None)
+        # A watcher may attach after the hub marked the spawn pending but before start() made this
+        # start's log: wait (at most 10 s) for it rather than end at once or replay the last one.
+        log, waited = getattr(self, "_progress", None), 0
+        while self._spawn_pending and (log is None or log.finished) and waited < 100:
+            await asyncio.sleep(0.1)
+            log, waited = getattr(self, "_progress", None), waited + 1
         if log is None:
             return
         async for event in log.stream():

@@ -175,11 +175,15 @@ def registry(tmp_path):
         f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry'}\n"
         f"http:\n  addr: {address}\n"
     )
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Its log goes to a file: the registry writes a line per request, and a pipe nobody reads
+    # fills up and stops it in the middle of a push.
+    log_path = tmp_path / "registry.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
 
     def up():
         if proc.poll() is not None:
-            raise RuntimeError(proc.stdout.read().decode()[-2000:])
+            raise RuntimeError(log_path.read_text(errors="replace")[-2000:])
         return urllib.request.urlopen(f"http://{address}/v2/", timeout=2).status == 200
 
     try:

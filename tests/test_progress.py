@@ -31,12 +31,12 @@ def no_container_left(name_part):
 
 
 def test_progress_streams_pull_percent_and_startup_steps(hub, courses_dir, registry):
-    client = docker.from_env()
+    client = docker.from_env(timeout=600)  # the push sends the whole course image (~2 GB)
     # An image whose top layer exists only in the registry, so the start must pull it.
     repo = f"{registry}/goldenhub/pulltest"
     dockerfile = "FROM goldenhub/course-intro-python:latest\nRUN head -c 20000000 /dev/urandom > /tmp/ballast\n"
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:{uuid.uuid4().hex[:8]}", rm=True)
-    tag = image.tags[0]
+    tag = f"{repo}:{uuid.uuid4().hex[:8]}"  # this one: a cached build's image may carry older runs' tags too
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
     for line in client.images.push(tag.rsplit(":", 1)[0], tag=tag.rsplit(":", 1)[1], stream=True, decode=True):
         assert "error" not in line, line
     client.images.remove(image.id, force=True)

@@ -65,7 +65,8 @@ TEMPLATE_HELP = (
     FieldHelp("groups", False, N_("Hub groups that may use this template; empty: the course's students and staff."),
               N_("A list of hub group names."), ["gpu-students"], []),
     FieldHelp("default_url", False, N_("The page the student's server opens on."),
-              N_("A path inside the server, such as /lab or /lab/tree/README.md."), "/lab", "/lab"),
+              N_("/lab (JupyterLab), /lab/tree/<a file or folder in the home> such as /lab/tree/README.md, "
+                 "/vscode (VS Code) or /tensorboard (TensorBoard)."), "/lab", "/lab"),
     FieldHelp("gpu_sharing", False, N_("Whether servers of this template may share a GPU with each other."),
               N_("true or false."), False, False),
     FieldHelp("idle_timeout", False, N_("Minutes a server may sit idle (no browser activity and its GPUs unused) "

@@ -199,9 +199,19 @@ def lms_context_list(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+# The pages a server may open on (default_url), matched whole: JupyterLab, a file or folder
+# of the home in JupyterLab (no "..", no "//", no "."-only part), VS Code or TensorBoard (the
+# images' jupyter-server-proxy apps). At most 200 characters.
+DEFAULT_URL_RE = re.compile(
+    r"/lab(?:/tree(?:/(?!\.{1,2}(?:/|$))[A-Za-z0-9_.\-]+)*)?"
+    r"|/vscode/?|/tensorboard/?"
+)
+
+
 def default_url(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"/[A-Za-z0-9/_.\-]*", value) or ".." in value:
-        raise _got(value, _("allowed: a path inside the server such as /lab or /lab/tree/README.md"))
+    if not isinstance(value, str) or len(value) > 200 or not DEFAULT_URL_RE.fullmatch(value):
+        raise _got(value, _("allowed: /lab, /lab/tree/<a file or folder in the home> such as "
+                            "/lab/tree/README.md, /vscode (VS Code) or /tensorboard (TensorBoard)"))
     return value
 
 

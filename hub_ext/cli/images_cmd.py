@@ -109,5 +109,6 @@ def run_build(args: argparse.Namespace) -> int:
     print("\n" + _("Built:"))
     for item in built:
         pushed = "  " + _("pushed %(images)s", images=", ".join(item.pushed)) if item.pushed else ""
-        print(f"  {' '.join(item.references):<60} {item.image_id.split(':')[-1][:12]}  {item.seconds:6.1f} s{pushed}")
+        print(f"  {' '.join(item.references):<60} {item.image_id.split(':')[-1][:12]}  {item.seconds:6.1f} s"
+              f"  {item.size_note}{pushed}")
     return 0

@@ -22,6 +22,7 @@ import docker.errors
 import requests.exceptions
 
 from hub_ext.i18n import _
+from hub_ext.i18n.format import size_text
 from hub_ext.images import course_env, offline_base
 from hub_ext.images import plan as images
 
@@ -55,6 +56,7 @@ class BuiltImage:
     references: list[str]
     seconds: float
     pushed: list[str] = field(default_factory=list)
+    size_note: str = ""  # make_size_note: what the layer adds to its parent
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,31 @@ def build_layer(
     return image_id
 
 
+def image_size(api: docker.APIClient, reference: str) -> int | None:
+    """An image's size in bytes as the engine reports it; None when it cannot say."""
+    try:
+        return int(api.inspect_image(reference)["Size"])
+    except (docker.errors.APIError, requests.exceptions.RequestException, KeyError, TypeError, ValueError):
+        return None
+
+
+def make_size_note(size: int | None, parent_size: int | None) -> str:
+    """What a layer adds: its image's size less its parent's (never below 0), and the total.
+    Empty when the engine did not report the image's size."""
+    if size is None:
+        return ""
+    if parent_size is None:
+        return _("%(size)s in all", size=size_text(size))
+    return _("adds %(added)s (%(size)s in all)", added=size_text(max(0, size - parent_size)), size=size_text(size))
+
+
+def _size_note(api: docker.APIClient, image_id: str, parent: str, log: Log) -> str:
+    note = make_size_note(image_size(api, image_id), image_size(api, parent))
+    if note:
+        log(note)
+    return note
+
+
 def push_image(api: docker.APIClient, image_id: str, repository: str, version: str, log: Log = print) -> str:
     """Tag `image_id` as repository:version and push it; returns the pushed reference."""
     api.tag(image_id, repository, version, force=True)
@@ -227,8 +254,9 @@ def build_chain(
         started = time.monotonic()
         image_id = build_layer(api, layer, buildargs, labels, tags, options.ca_bundle, out=out)
         parents[layer.repository] = tags[0]
-        built.append(_pushed(api, BuiltImage(layer, image_id, tags, time.monotonic() - started), options,
-                             provenance.version, log))
+        item = BuiltImage(layer, image_id, tags, time.monotonic() - started,
+                          size_note=_size_note(api, image_id, parent or os_base.reference, log))
+        built.append(_pushed(api, item, options, provenance.version, log))
     return built
 
 
@@ -253,8 +281,9 @@ def build_course_layer(
     started = time.monotonic()
     image_id = build_layer(api, layer, {"FRAMEWORK_IMAGE": framework_image}, labels, tags, options.ca_bundle,
                            out=out, env=env)
-    return _pushed(api, BuiltImage(layer, image_id, tags, time.monotonic() - started), options, provenance.version,
-                   log)
+    item = BuiltImage(layer, image_id, tags, time.monotonic() - started,
+                      size_note=_size_note(api, image_id, framework_image, log))
+    return _pushed(api, item, options, provenance.version, log)
 
 
 def build_course(

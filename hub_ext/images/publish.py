@@ -33,6 +33,7 @@ from hub_ext.courseware.mirror import refresh_mirror
 from hub_ext.i18n import N_, _
 from hub_ext.i18n.deferred import deferred
 from hub_ext.images import push as pushing
+from hub_ext.images import swarm_prepull
 from hub_ext.images import versions
 from spawner.gpus import free_published_gpus
 
@@ -116,6 +117,7 @@ def publish(settings, course_id: str, ref: str = "", run_id: int | None = None, 
             raise PublishFailed(message, run.id, "")
         ref, actor = run.ref, run.actor
     log = RunLog(log_path_of(settings.state_dir, run.id), out)
+    hosts = swarm_prepull.hosts_for(settings, hosts)  # backend swarm: every node, through the manager
     pipeline = _Pipeline(settings, factory, run.id, course_id, ref, actor, log, hosts)
     try:
         at = " @ " + ref if ref else ""
