@@ -22,6 +22,11 @@ from spawner import swarm
 from tests.helpers import (HELPER, HUB_PORT, PREFIX, hub_running, run_in_volumes, start_hub, tear_down, user_token,
                            wait_for)
 
+# Its own prefix and ports: the session hub (PREFIX, HUB_PORT) runs beside these hubs, and
+# a hub's teardown removes every container and volume of its prefix.
+SW = f"{PREFIX}sw"
+SW_PORT = HUB_PORT + 600  # and +610, +620 (each hub takes PORT..PORT+3 and PORT+27)
+
 pytestmark = pytest.mark.integration
 
 COURSE, TEMPLATE = "lab", "lab-cpu"  # tests/conftest.py's courses_dir: 1 CPU, 512M, a dataset, courseware
@@ -52,34 +57,34 @@ def single_node_swarm():
 
 def remove_swarm_objects(client) -> None:
     """Only this run's services and configs (other helpers share the engine)."""
-    for s in client.api.services(filters={"name": f"{PREFIX}-"}):
-        if s["Spec"]["Name"].startswith(f"{PREFIX}-"):
+    for s in client.api.services(filters={"name": f"{SW}-"}):
+        if s["Spec"]["Name"].startswith(f"{SW}-"):
             client.api.remove_service(s["ID"])
     def ours():
         return [c for c in client.containers.list(all=True, filters={"label": "com.docker.swarm.service.name"})
-                if c.labels["com.docker.swarm.service.name"].startswith(f"{PREFIX}-")]
+                if c.labels["com.docker.swarm.service.name"].startswith(f"{SW}-")]
 
     wait_for(lambda: not ours(), 120, "this run's task containers going")
-    for c in client.api.configs(filters={"name": f"{PREFIX}-"}):
-        if c["Spec"]["Name"].startswith(f"{PREFIX}-"):
+    for c in client.api.configs(filters={"name": f"{SW}-"}):
+        if c["Spec"]["Name"].startswith(f"{SW}-"):
             client.api.remove_config(c["ID"])
 
 
 @pytest.fixture(scope="module")
 def swarm_hub(single_node_swarm, tmp_path_factory, courses_dir):
     client, initialised = single_node_swarm
-    with hub_running(tmp_path_factory.mktemp("swarm-hub"), courses_dir, HUB_PORT, PREFIX,
+    with hub_running(tmp_path_factory.mktemp("swarm-hub"), courses_dir, SW_PORT, SW,
                      env={"GOLDENHUB_BACKEND": "swarm"}) as hub:
         yield hub, client, initialised
         remove_swarm_objects(client)
 
 
 def service_of(client, user: str) -> dict:
-    return client.api.inspect_service(swarm.service_name(contract.container_name(PREFIX, user)))
+    return client.api.inspect_service(swarm.service_name(contract.container_name(SW, user)))
 
 
 def task_container(client, user: str):
-    name = swarm.service_name(contract.container_name(PREFIX, user))
+    name = swarm.service_name(contract.container_name(SW, user))
     [c] = client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"})
     return c
 
@@ -128,8 +133,8 @@ def test_stop_removes_the_service_the_home_comes_back_pinned_and_a_reset_works(s
     hub, client, _ = swarm_hub
     user = "swarm-keeper"
     hub.spawn(user, {"template": TEMPLATE})
-    name = swarm.service_name(contract.container_name(PREFIX, user))
-    home = contract.home_volume_name(PREFIX, user, COURSE)
+    name = swarm.service_name(contract.container_name(SW, user))
+    home = contract.home_volume_name(SW, user, COURSE)
     node_id = task_container(client, user).labels["com.docker.swarm.node.id"]
     assert service_of(client, user)["Spec"]["TaskTemplate"]["Placement"].get("Constraints") in (None, [])
     assert run_in(client, user, "echo 'my work' > ~/mine.txt")[0] == 0
@@ -171,7 +176,7 @@ def test_a_pinned_home_on_an_unavailable_node_gets_one_sentence_and_nothing_star
         message = r.json().get("message", "") if r.status_code >= 400 else hub.wait_spawn_failure(user)
         hostname = node["Description"]["Hostname"]
         assert f"on node {hostname}, which is down" in message and "administrator" in message, message
-        assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(PREFIX, user))})
+        assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(SW, user))})
     finally:
         node = client.api.inspect_node(node["ID"])
         client.api.update_node(node["ID"], node["Version"]["Index"], dict(node["Spec"], Availability="active"))
@@ -183,7 +188,7 @@ def test_a_gpu_template_is_refused_at_once_when_the_cluster_has_no_free_gpu(swar
     r = hub.start(user, {"template": "deep-learning-gpu"})
     assert r.status_code == 503, r.text[:300]
     assert "GPU" in r.json()["message"]
-    assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(PREFIX, user))})
+    assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(SW, user))})
 
 
 def test_a_server_whose_task_died_shows_as_stopped_and_the_student_is_told_why(swarm_hub):
@@ -193,7 +198,7 @@ def test_a_server_whose_task_died_shows_as_stopped_and_the_student_is_told_why(s
     hub, client, _ = swarm_hub
     user = "swarm-killed"
     hub.spawn(user, {"template": TEMPLATE})
-    name = swarm.service_name(contract.container_name(PREFIX, user))
+    name = swarm.service_name(contract.container_name(SW, user))
     task_container(client, user).kill()
     # JupyterHub polls running servers every 30 s (and at once when the proxy cannot reach one).
     wait_for(lambda: hub.server(user) is None, 180, f"the hub seeing {user}'s dead server")
@@ -211,7 +216,7 @@ def nfs_homes_hub(single_node_swarm, tmp_path_factory, courses_dir):
     client, _ = single_node_swarm
     env = {"GOLDENHUB_BACKEND": "swarm", "GOLDENHUB_SWARM_HOMES": "nfs",
            "GOLDENHUB_SWARM_HOMES_NFS_ROOT": "nfs://127.0.0.1/export/homes"}
-    with hub_running(tmp_path_factory.mktemp("swarm-nfs-hub"), courses_dir, HUB_PORT + 50, PREFIX, env=env) as hub:
+    with hub_running(tmp_path_factory.mktemp("swarm-nfs-hub"), courses_dir, SW_PORT + 10, SW, env=env) as hub:
         yield hub, client
         remove_swarm_objects(client)
 
@@ -222,11 +227,11 @@ def test_an_nfs_home_is_a_local_nfs_volume_and_an_unreachable_server_gets_one_se
     r = hub.start(user, {"template": TEMPLATE})
     message = r.json().get("message", "") if r.status_code >= 400 else hub.wait_spawn_failure(user)
     assert "The file server holding your home is unreachable" in message, message
-    home = contract.home_volume_name(PREFIX, user, COURSE)
+    home = contract.home_volume_name(SW, user, COURSE)
     options = client.volumes.get(home).attrs["Options"]
     assert options == {"type": "nfs", "o": f"addr=127.0.0.1,rw,{swarm.HOME_NFS_OPTIONS}",
                        "device": f":/export/homes/{home}"}
-    assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(PREFIX, user))})
+    assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(SW, user))})
     assert hub.server(user) is None
 
 
@@ -236,23 +241,23 @@ def test_a_hub_restart_keeps_a_running_swarm_server(single_node_swarm, tmp_path,
     import secrets
 
     client, _ = single_node_swarm
-    state, token, port, user = tmp_path / "state", secrets.token_hex(16), HUB_PORT + 60, "swarm-runner"
+    state, token, port, user = tmp_path / "state", secrets.token_hex(16), SW_PORT + 20, "swarm-runner"
     env = {"GOLDENHUB_BACKEND": "swarm"}
-    hub = start_hub(state, courses_dir, port, PREFIX, token, env=env)
+    hub = start_hub(state, courses_dir, port, SW, token, env=env)
     try:
         hub.spawn(user, {"template": TEMPLATE})
         task_id = task_container(client, user).labels["com.docker.swarm.task.id"]
         hub.terminate()
-        hub = start_hub(state, courses_dir, port, PREFIX, token, env=env)
+        hub = start_hub(state, courses_dir, port, SW, token, env=env)
         assert (hub.server(user) or {}).get("ready"), "a running server must survive a hub restart"
         assert task_container(client, user).labels["com.docker.swarm.task.id"] == task_id
         r = requests.get(f"{hub.url}/user/{user}/api/status",
                          headers={"Authorization": f"token {user_token(hub, user)}"}, timeout=30)
         assert r.status_code == 200, r.text[:300]
         hub.stop(user)
-        assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(PREFIX, user))})
+        assert not client.api.services(filters={"name": swarm.service_name(contract.container_name(SW, user))})
     finally:
-        tear_down(hub, PREFIX)
+        tear_down(hub, SW)
         remove_swarm_objects(client)
 
 
@@ -264,20 +269,20 @@ def test_publish_prepulls_on_every_node_with_a_global_service_and_names_a_node_t
     from hub_ext.images import swarm_prepull
 
     client, _ = single_node_swarm
-    repository = f"127.0.0.1:5000/{PREFIX}/os-base"
+    repository = f"127.0.0.1:5000/{SW}/os-base"
     client.images.get(HELPER).tag(repository, "prepull")
     try:
         client.images.push(repository, tag="prepull")
         digest = client.api.inspect_distribution(f"{repository}:prepull")["Descriptor"]["digest"]
-        hosts = [("swarm", swarm_prepull.SwarmPuller(client.api, PREFIX, timeout_s=300))]
+        hosts = [("swarm", swarm_prepull.SwarmPuller(client.api, SW, timeout_s=300))]
         [ok] = pushing.prepull(hosts, f"{repository}@{digest}", log=lambda line: None)
         assert ok.ok, ok.problem
         missing = f"{repository}@sha256:{'0' * 64}"
         [bad] = pushing.prepull(hosts, missing, log=lambda line: None)
         hostname = client.info()["Name"]
         assert not bad.ok and f"node {hostname}:" in bad.problem, bad.problem
-        assert not [s for s in client.api.services() if s["Spec"]["Name"].startswith(f"{PREFIX}-prepull-")]
-        wait_for(lambda: not client.containers.list(all=True, filters={"name": f"{PREFIX}-prepull-"}), 60,
+        assert not [s for s in client.api.services() if s["Spec"]["Name"].startswith(f"{SW}-prepull-")]
+        wait_for(lambda: not client.containers.list(all=True, filters={"name": f"{SW}-prepull-"}), 60,
                  "the pre-pull containers going")
     finally:
         client.images.remove(f"{repository}:prepull")

@@ -20,6 +20,11 @@ import requests
 
 from hub_ext import contract
 from tests.helpers import HUB_PORT, PREFIX, hub_running, user_token, wait_for
+
+# Its own prefix and port: the session hub (PREFIX, HUB_PORT) runs beside this hub, and a
+# hub's teardown removes every container and volume of its prefix.
+SC = f"{PREFIX}sc"
+SC_PORT = HUB_PORT + 630
 from tests.swarm_cluster import GPU_KIND, NestedDockerUnavailable, SwarmCluster, wait_until
 
 pytestmark = pytest.mark.integration
@@ -217,14 +222,14 @@ def swarm_hub(tmp_path_factory, cluster, swarm_courses, gateway):
     cluster.remove_services()
     env = {"GOLDENHUB_BACKEND": "swarm", "GOLDENHUB_SWARM_DOCKER_HOST": cluster.manager_url,
            "GOLDENHUB_SWARM_CONNECT": "node", "GOLDENHUB_SWARM_HUB_IP": gateway}
-    with hub_running(tmp_path_factory.mktemp("swarm-hub"), swarm_courses, HUB_PORT, PREFIX, env=env) as hub:
+    with hub_running(tmp_path_factory.mktemp("swarm-hub"), swarm_courses, SC_PORT, SC, env=env) as hub:
         yield hub
 
 
 def student_task(cluster: SwarmCluster, user: str) -> dict | None:
     from spawner import swarm
 
-    return cluster.running_task(swarm.service_name(contract.container_name(PREFIX, user)))
+    return cluster.running_task(swarm.service_name(contract.container_name(SC, user)))
 
 
 def reaches_lab(hub, user: str, token: str) -> bool:
