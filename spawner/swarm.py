@@ -51,6 +51,7 @@ from hub_ext.catalog import nfs
 from hub_ext.catalog.model import HOME, Template
 from hub_ext.i18n import _
 from spawner.container import STARTUP_SCRIPT, ServerContext, make_environment
+from spawner.container import make_labels as docker_labels
 from spawner.gpus import NoFreeGPU
 
 GPU_KIND = "NVIDIA-GPU"
@@ -146,17 +147,8 @@ def make_mounts(template: Template, ctx: ServerContext, settings: SwarmSettings)
 
 
 def make_labels(template: Template, ctx: ServerContext) -> dict[str, str]:
-    """The contract's labels; goldenhub.gpus is empty: Swarm assigns GPUs when it places the task."""
-    labels = {
-        contract.LABEL_USER: ctx.user,
-        contract.LABEL_SERVER: ctx.server,
-        contract.LABEL_COURSE: template.course,
-        contract.LABEL_TEMPLATE: template.id,
-        contract.LABEL_HOME_VOLUME: ctx.home_volume,
-        contract.LABEL_GPUS: "",
-    }
-    labels.update(ctx.extra_labels)
-    return labels
+    """The contract's labels, as on Docker; goldenhub.gpus is empty: Swarm assigns GPUs when it places the task."""
+    return docker_labels(template, replace(ctx, gpu_ids=()))
 
 
 def make_resources(template: Template, ctx: ServerContext, settings: SwarmSettings) -> dict:
