@@ -462,7 +462,12 @@ class GoldenSpawner(TemplatePicker, HubGPUs, DockerSpawner):
             logs = await self.docker("logs", self.container_id, stdout=True, stderr=False)
         except Exception:
             return seen
-        lines = [ln for ln in logs.decode(errors="replace").splitlines() if ln.startswith("goldenhub: ")]
+        return self._relay_log_lines(logs.decode(errors="replace"), seen)
+
+    def _relay_log_lines(self, log_text: str, seen: int) -> int:
+        """The startup script's "goldenhub: " lines after the first `seen`, as progress events;
+        returns how many there are now."""
+        lines = [ln for ln in log_text.splitlines() if ln.startswith("goldenhub: ")]
         for line in lines[seen:]:
             text = line.removeprefix("goldenhub: ")
             if text.startswith("warning: "):

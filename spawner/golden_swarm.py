@@ -315,14 +315,7 @@ class GoldenSwarmSpawner(GoldenSpawner, SwarmSpawner):
             text = await asyncio.get_running_loop().run_in_executor(self.executor, self._service_log)
         except Exception:
             return seen
-        lines = [ln for ln in text.splitlines() if ln.startswith("goldenhub: ")]
-        for line in lines[seen:]:
-            body = line.removeprefix("goldenhub: ")
-            if body.startswith("warning: "):
-                self._progress.emit(_("Warning: %(text)s", text=body.removeprefix("warning: ")), 80, warning=True)
-            else:
-                self._progress.emit(body[:1].upper() + body[1:], 80)
-        return len(lines)
+        return self._relay_log_lines(text, seen)
 
     async def _last_log_line(self) -> str:
         try:
